@@ -1,0 +1,105 @@
+/** Errors of the protection core; names and fields match @aztec/validator-ha-signer's. */
+import type { DutyType } from './types.js';
+
+/** The duty was already signed (by any node): expected in HA, all nodes try and the first one wins. */
+export class DutyAlreadySignedError extends Error {
+  constructor(
+    public readonly slot: bigint,
+    public readonly dutyType: DutyType,
+    public readonly blockIndexWithinCheckpoint: number,
+    public readonly signedByNode: string,
+    /** The recorded signature when the caller asked for the same message hash (ha-signer addition). */
+    public readonly signature?: string,
+  ) {
+    super(`Duty ${dutyType} for slot ${slot} already signed by node ${signedByNode}`);
+    this.name = 'DutyAlreadySignedError';
+  }
+}
+
+/** The same validator tried to sign different data for the same duty: refused. */
+export class SlashingProtectionError extends Error {
+  constructor(
+    public readonly slot: bigint,
+    public readonly dutyType: DutyType,
+    public readonly blockIndexWithinCheckpoint: number,
+    public readonly existingMessageHash: string,
+    public readonly attemptedMessageHash: string,
+    public readonly signedByNode: string,
+    detail?: string,
+  ) {
+    super(
+      detail ??
+        `Slashing protection: ${dutyType} for slot ${slot} was already signed with different data. ` +
+          `Existing: ${existingMessageHash.slice(0, 10)}..., Attempted: ${attemptedMessageHash.slice(0, 10)}...`,
+    );
+    this.name = 'SlashingProtectionError';
+  }
+}
+
+/** The duty record no longer holds this node's lock token: the signature is withheld. */
+export class SigningLockLostError extends Error {
+  constructor(
+    public readonly slot: bigint,
+    public readonly dutyType: DutyType,
+    public readonly nodeId: string,
+  ) {
+    super(
+      `Lost the signing lock for ${dutyType} at slot ${slot} (node ${nodeId}): the duty record no longer holds this ` +
+        `node's token, so the signature is withheld`,
+    );
+    this.name = 'SigningLockLostError';
+  }
+}
+
+/** Malformed input to the protection API (names the field). Nothing was written. */
+export class InvalidDutyInputError extends Error {
+  constructor(
+    public readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = 'InvalidDutyInputError';
+  }
+}
+
+/** A configuration value is invalid (names the setting and the fix). */
+export class ConfigError extends Error {
+  constructor(
+    public readonly setting: string,
+    message: string,
+  ) {
+    super(`${setting}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The database schema is missing, old or unknown: refuse to sign. */
+export class SchemaVersionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SchemaVersionError';
+  }
+}
+
+/** The database is bound to another rollup: refuse to start (one database per rollup version). */
+export class RollupBindingError extends Error {
+  constructor(
+    public readonly boundRollupAddress: string,
+    public readonly configuredRollupAddress: string,
+  ) {
+    super(
+      `This database is bound to rollup ${boundRollupAddress}, but this signer is configured for rollup ` +
+        `${configuredRollupAddress}. Use one database per rollup version; after a rollup upgrade, rebind it with ` +
+        `\`ha-signer rebind-rollup --database-url <url> --from ${boundRollupAddress} --to ${configuredRollupAddress}\``,
+    );
+    this.name = 'RollupBindingError';
+  }
+}
+
+/** The database could not be reached or answered with an error: fail closed. */
+export class DatabaseUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DatabaseUnavailableError';
+  }
+}

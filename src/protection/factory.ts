@@ -1,0 +1,54 @@
+/** createHASigner: the package's entry point, on a pg pool (or one you pass). */
+import pg from 'pg';
+import { type CreateHASignerConfig, DEFAULTS, resolveSignerConfig, ENV, parseDatabaseUrl } from './config.js';
+import { PostgresSlashingProtectionDatabase, type QueryablePool } from './db.js';
+import { ConfigError } from './errors.js';
+import { silentLogger } from './logger.js';
+import type { Logger, ProtectionObserver } from './types.js';
+import { ValidatorHASigner } from './validator-ha-signer.js';
+
+export interface CreateHASignerDeps {
+  pool?: QueryablePool;
+  logger?: Logger;
+  observer?: ProtectionObserver;
+}
+
+export function createPool(config: CreateHASignerConfig, logger: Logger = silentLogger): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: config.poolMaxCount ?? DEFAULTS.poolMaxCount,
+    min: config.poolMinCount ?? DEFAULTS.poolMinCount,
+    idleTimeoutMillis: config.poolIdleTimeoutMs ?? DEFAULTS.poolIdleTimeoutMs,
+    connectionTimeoutMillis: config.poolConnectionTimeoutMs ?? DEFAULTS.poolConnectionTimeoutMs,
+    application_name: `ha-signer:${config.nodeId}`.slice(0, 63),
+  });
+  // Without a listener an idle client's error (PostgreSQL restarting) would crash the process.
+  pool.on('error', (error) => logger.warn({ err: error.message }, 'idle PostgreSQL connection failed'));
+  return pool;
+}
+
+/**
+ * Creates the signer and its database, verifying the schema (migrations must have run). Call `signer.start()`
+ * next: it checks the database's rollup binding and starts cleanup.
+ */
+export async function createHASigner(
+  config: CreateHASignerConfig,
+  deps: CreateHASignerDeps = {},
+): Promise<{ signer: ValidatorHASigner; db: PostgresSlashingProtectionDatabase }> {
+  const resolved = resolveSignerConfig(config);
+  if (!deps.pool) {
+    if (!config.databaseUrl) throw new ConfigError(`databaseUrl (${ENV.databaseUrl})`, 'is required for createHASigner');
+    parseDatabaseUrl(`databaseUrl (${ENV.databaseUrl})`, config.databaseUrl);
+  }
+  const logger = deps.logger ?? silentLogger;
+  const pool = deps.pool ?? createPool(config, logger);
+  const db = new PostgresSlashingProtectionDatabase(pool, { logger, leaseMs: resolved.leaseMs });
+  try {
+    await db.initialize();
+  } catch (error) {
+    if (!deps.pool) await db.close().catch(() => {});
+    throw error;
+  }
+  const signer = new ValidatorHASigner(db, config, { logger, ...(deps.observer ? { observer: deps.observer } : {}) });
+  return { signer, db };
+}
