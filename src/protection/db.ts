@@ -138,6 +138,16 @@ function keyParams(key: DutyKey): unknown[] {
   return [key.rollupAddress, key.validatorAddress, key.slot.toString(), key.dutyType, key.blockIndexWithinCheckpoint];
 }
 
+/**
+ * Connection-level failures: no SQLSTATE (socket errors, timeouts) or the classes for connection exceptions (08),
+ * resources (53), operator intervention such as shutdown (57), system errors (58, XX) and refused connections.
+ */
+export function isUnavailable(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true;
+  return ['08', '53', '57', '58', 'XX'].includes(code.slice(0, 2)) || code === '55000';
+}
+
 function isTransient(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code;
   return code === SQLSTATE.deadlock || code === SQLSTATE.serializationFailure;
@@ -171,10 +181,9 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
     try {
       return await this.pool.query<R>(text, values);
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      // Errors the database raised on purpose (guards, constraints) carry a SQLSTATE; pass them on as they are.
-      if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) throw error;
-      throw new DatabaseUnavailableError(`PostgreSQL unavailable: ${(error as Error).message}`, { cause: error });
+      if (isUnavailable(error)) throw new DatabaseUnavailableError(`PostgreSQL unavailable: ${(error as Error).message}`, { cause: error });
+      // Errors the database raised on purpose (guards, constraints) pass on as they are.
+      throw error;
     }
   }
 
