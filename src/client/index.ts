@@ -1,0 +1,238 @@
+/**
+ * RemoteHASigner: what a validator node uses to sign through ha-signer replicas over HTTP. Same shape as the core's
+ * `signWithProtection`, with the core's errors: a 409 becomes DutyAlreadySignedError or SlashingProtectionError.
+ *
+ * Failover and retries: a request that fails to connect (or whose connection drops before an answer) is retried on
+ * the next endpoint. That is safe because the service is idempotent per duty: a repeat with the same hash either
+ * signs once or answers DutyAlreadySigned with the stored signature. A 503 (replica without its database, or shutting
+ * down) also moves on to the next endpoint. Every other answer is final; timeouts are not retried.
+ */
+import { DutyAlreadySignedError, SlashingProtectionError } from '../protection/errors.js';
+import type { DutyType, HexLike, SigningContext } from '../protection/types.js';
+
+export type SigningMethod = 'personal' | 'digest';
+
+export interface RemoteHASignerOptions {
+  /** Base URLs of signer replicas (e.g. http://ha-signer-0.ha-signer:8080), tried in this order. */
+  endpoints: string[];
+  /** Bearer token (a configured token, or a ServiceAccount token). A function is re-read on every call. */
+  token?: string | (() => string | Promise<string>);
+  /** Per-request timeout; must exceed the service's signing timeout (VALIDATOR_HA_SIGNING_TIMEOUT_MS, 3 s). */
+  timeoutMs?: number;
+  /** Passes over the whole endpoint list before giving up on connection errors. */
+  maxRounds?: number;
+  /** Pause between passes over the endpoint list. */
+  retryDelayMs?: number;
+  signingMethod?: SigningMethod;
+  /**
+   * After a retry, a DutyAlreadySigned answer that carries the signature for our hash is most likely our own earlier
+   * attempt whose answer was lost: return that signature (signing the same hash twice yields the same bytes, which is
+   * not slashable). Default true.
+   */
+  recoverSignatureAfterRetry?: boolean;
+  /** Called on each failover (for logs and demos). */
+  onFailover?: (info: { endpoint: string; reason: string }) => void;
+}
+
+export interface SignOptions {
+  signingMethod?: SigningMethod;
+  /** EIP-712 typed data whose hash is the message hash (needed with signingMethod digest by Web3Signer-backed replicas). */
+  typedData?: unknown;
+  signal?: AbortSignal;
+}
+
+export interface SignResult {
+  signature: `0x${string}`;
+  nodeId: string;
+  endpoint: string;
+}
+
+/** A signer answered with an error other than a 409 (400, 401, 403, 404, 413, 502, ...), or no replica answered. */
+export class RemoteSignerError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly code: string | undefined,
+    readonly endpoint: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'RemoteSignerError';
+  }
+}
+
+interface ErrorBody {
+  error?: string;
+  message?: string;
+  slot?: string;
+  dutyType?: DutyType;
+  blockIndexWithinCheckpoint?: number;
+  signedByNode?: string;
+  signature?: string | null;
+  existingMessageHash?: string;
+  attemptedMessageHash?: string;
+}
+
+const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
+
+/** True for failures before any HTTP answer arrived: refused, reset, DNS. Not for timeouts. */
+export function isConnectionError(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) return true;
+  }
+  return false;
+}
+
+function jsonSafe(value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class RemoteHASigner {
+  private readonly endpoints: string[];
+  private readonly timeoutMs: number;
+  private readonly maxRounds: number;
+  private readonly retryDelayMs: number;
+  /** The endpoint that answered last: tried first next time, so a dead replica costs one refused connect once. */
+  private preferred = 0;
+
+  constructor(private readonly options: RemoteHASignerOptions) {
+    if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) throw new TypeError('RemoteHASigner: endpoints must list at least one URL');
+    this.endpoints = options.endpoints.map((endpoint) => {
+      const url = new URL(endpoint);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`RemoteHASigner: endpoint ${endpoint} is not http(s)`);
+      return url.toString().replace(/\/+$/, '');
+    });
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.maxRounds = options.maxRounds ?? 3;
+    this.retryDelayMs = options.retryDelayMs ?? 200;
+  }
+
+  /**
+   * Signs `messageHash` for a duty through the service. `signFn` is accepted for drop-in compatibility with the core's
+   * ValidatorHASigner and is never called: the keys live in the service.
+   *
+   * @throws DutyAlreadySignedError the duty was signed already (by any node) or is still being signed elsewhere
+   * @throws SlashingProtectionError the duty was signed with a different hash
+   * @throws RemoteSignerError any other refusal, or no replica reachable
+   */
+  async signWithProtection(
+    validatorAddress: HexLike,
+    messageHash: HexLike,
+    context: SigningContext,
+    _signFn?: (messageHash: HexLike) => Promise<HexLike>,
+    options: SignOptions = {},
+  ): Promise<`0x${string}`> {
+    return (await this.sign(validatorAddress, messageHash, context, options)).signature;
+  }
+
+  /** Like signWithProtection, and tells which replica (nodeId, endpoint) answered. */
+  async sign(validatorAddress: HexLike, messageHash: HexLike, context: SigningContext, options: SignOptions = {}): Promise<SignResult> {
+    const body = JSON.stringify({
+      messageHash: String(messageHash),
+      signingMethod: options.signingMethod ?? this.options.signingMethod ?? 'personal',
+      context: {
+        dutyType: context.dutyType,
+        slot: jsonSafe(context.slot),
+        ...(context.blockNumber !== undefined ? { blockNumber: jsonSafe(context.blockNumber) } : {}),
+        ...(context.checkpointNumber !== undefined ? { checkpointNumber: jsonSafe(context.checkpointNumber) } : {}),
+        ...(context.blockIndexWithinCheckpoint !== undefined ? { blockIndexWithinCheckpoint: context.blockIndexWithinCheckpoint } : {}),
+      },
+      ...(options.typedData !== undefined ? { typedData: options.typedData } : {}),
+    });
+    const path = `/v1/validators/${encodeURIComponent(String(validatorAddress))}/sign`;
+    let retried = false;
+    const { status, json, endpoint } = await this.request('POST', path, body, options.signal, () => (retried = true));
+    if (status === 200) {
+      const ok = json as { signature: `0x${string}`; nodeId: string };
+      return { signature: ok.signature, nodeId: ok.nodeId, endpoint };
+    }
+    const error = json as ErrorBody;
+    if (status === 409 && error.error === 'DutyAlreadySigned') {
+      const signature = typeof error.signature === 'string' ? error.signature : undefined;
+      if (retried && signature && (this.options.recoverSignatureAfterRetry ?? true)) {
+        return { signature: signature as `0x${string}`, nodeId: error.signedByNode ?? 'unknown', endpoint };
+      }
+      throw new DutyAlreadySignedError(BigInt(error.slot ?? 0), error.dutyType as DutyType, error.blockIndexWithinCheckpoint ?? -1, error.signedByNode ?? 'unknown', signature);
+    }
+    if (status === 409 && error.error === 'SlashingProtection') {
+      throw new SlashingProtectionError(
+        BigInt(error.slot ?? 0),
+        error.dutyType as DutyType,
+        error.blockIndexWithinCheckpoint ?? -1,
+        error.existingMessageHash ?? 'unknown',
+        error.attemptedMessageHash ?? String(messageHash),
+        error.signedByNode ?? 'unknown',
+        error.message,
+      );
+    }
+    throw new RemoteSignerError(`${endpoint}: HTTP ${status} ${error.error ?? ''}: ${error.message ?? ''}`.trim(), status, error.error, endpoint);
+  }
+
+  /** Addresses the service lets this caller use. */
+  async validators(): Promise<string[]> {
+    const { status, json, endpoint } = await this.request('GET', '/v1/validators');
+    if (status !== 200) throw new RemoteSignerError(`${endpoint}: HTTP ${status}`, status, (json as ErrorBody).error, endpoint);
+    return (json as { validators: string[] }).validators;
+  }
+
+  private async headers(hasBody: boolean): Promise<Record<string, string>> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (hasBody) headers['content-type'] = 'application/json';
+    const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    if (token) headers.authorization = `Bearer ${token}`;
+    return headers;
+  }
+
+  private async request(method: string, path: string, body?: string, signal?: AbortSignal, onRetry?: () => void): Promise<{ status: number; json: unknown; endpoint: string }> {
+    const headers = await this.headers(body !== undefined);
+    let lastError: unknown;
+    let attempts = 0;
+    for (let round = 0; round < this.maxRounds; round++) {
+      if (round > 0) await sleep(this.retryDelayMs);
+      for (let i = 0; i < this.endpoints.length; i++) {
+        const index = (this.preferred + i) % this.endpoints.length;
+        const endpoint = this.endpoints[index]!;
+        if (attempts++ > 0) onRetry?.();
+        let response: Response;
+        try {
+          const timeout = AbortSignal.timeout(this.timeoutMs);
+          response = await fetch(`${endpoint}${path}`, { method, headers, ...(body !== undefined ? { body } : {}), signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+        } catch (error) {
+          if (!isConnectionError(error)) {
+            const name = (error as Error).name;
+            const reason = name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : (error as Error).message;
+            throw new RemoteSignerError(`${endpoint}: ${reason}`, undefined, name, endpoint, { cause: error });
+          }
+          lastError = error;
+          this.options.onFailover?.({ endpoint, reason: (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message });
+          continue;
+        }
+        let json: unknown;
+        try {
+          json = await response.json();
+        } catch (error) {
+          if (isConnectionError(error)) {
+            lastError = error;
+            this.options.onFailover?.({ endpoint, reason: 'connection lost while reading the answer' });
+            continue;
+          }
+          throw new RemoteSignerError(`${endpoint}: HTTP ${response.status} without a JSON body`, response.status, undefined, endpoint, { cause: error });
+        }
+        if (response.status === 503) {
+          lastError = new RemoteSignerError(`${endpoint}: HTTP 503 ${(json as ErrorBody).message ?? ''}`, 503, (json as ErrorBody).error, endpoint);
+          this.options.onFailover?.({ endpoint, reason: 'HTTP 503' });
+          continue;
+        }
+        this.preferred = index;
+        return { status: response.status, json, endpoint };
+      }
+    }
+    if (lastError instanceof RemoteSignerError) throw lastError;
+    throw new RemoteSignerError(`no signer replica reachable (${this.endpoints.join(', ')}): ${(lastError as Error)?.message ?? 'unknown'}`, undefined, 'Unreachable', undefined, { cause: lastError });
+  }
+}
+
+export { DutyAlreadySignedError, SlashingProtectionError };

@@ -1,0 +1,208 @@
+/**
+ * Configuration of `ha-signer serve`: the protection core's VALIDATOR_HA_* settings plus the HA_SIGNER_* settings of
+ * docs/runtime-contract.md, each also given as a command-line flag (a flag wins over its variable). Parsing is
+ * pure: every invalid value fails start-up with an error that names the setting.
+ */
+import { hostname } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, type CreateHASignerConfig, ENV, configFromEnv, parseBoolean, parseInteger, resolveSignerConfig } from '../protection/index.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export const SIGNER_ENV = {
+  fsRoot: 'HA_SIGNER_FS_ROOT',
+  listenHost: 'HA_SIGNER_LISTEN_HOST',
+  port: 'HA_SIGNER_PORT',
+  keysDir: 'HA_SIGNER_KEYS_DIR',
+  keystorePasswordFile: 'HA_SIGNER_KEYSTORE_PASSWORD_FILE',
+  keystorePassword: 'HA_SIGNER_KEYSTORE_PASSWORD',
+  web3SignerUrl: 'HA_SIGNER_WEB3SIGNER_URL',
+  authDisabled: 'HA_SIGNER_AUTH_DISABLED',
+  authTokensFile: 'HA_SIGNER_AUTH_TOKENS_FILE',
+  authServiceAccountsFile: 'HA_SIGNER_AUTH_SERVICE_ACCOUNTS_FILE',
+  jsonRpcEnabled: 'HA_SIGNER_JSONRPC_ENABLED',
+  logLevel: 'HA_SIGNER_LOG_LEVEL',
+} as const;
+
+export const DEFAULT_KEYS_DIR = '/var/run/ha-signer/keys';
+/** Sign requests are a few hundred bytes; typed data for votes a few KiB. Anything larger is refused with 413. */
+export const BODY_LIMIT_BYTES = 16 * 1024;
+/**
+ * Without a connection timeout a pool waits forever for a PostgreSQL that accepts TCP but never answers; a signer
+ * must answer 503 instead. Used when VALIDATOR_HA_POOL_CONNECTION_TIMEOUT_MS is unset.
+ */
+export const DEFAULT_SERVE_POOL_CONNECTION_TIMEOUT_MS = 5_000;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface ServeConfig {
+  protection: CreateHASignerConfig;
+  listenHost: string;
+  port: number;
+  /** Absolute path, already under HA_SIGNER_FS_ROOT. */
+  keysDir: string;
+  /** Where the keystore password comes from; read only when a keystore file is found. */
+  keystorePassword: { file: string } | { value: string } | undefined;
+  web3SignerUrl: string | undefined;
+  auth: { disabled: boolean; tokensFile: string | undefined; serviceAccountsFile: string | undefined };
+  jsonRpcEnabled: boolean;
+  logLevel: LogLevel;
+  /** HA_SIGNER_FS_ROOT ('' = '/'): prefix of the in-cluster ServiceAccount files too. */
+  fsRoot: string;
+}
+
+/** Flag name → the variable it overrides. */
+const FLAGS = {
+  'database-url': ENV.databaseUrl,
+  'rollup-address': ENV.rollupAddress,
+  'node-id': ENV.nodeId,
+  'listen-host': SIGNER_ENV.listenHost,
+  port: SIGNER_ENV.port,
+  'keys-dir': SIGNER_ENV.keysDir,
+  'keystore-password-file': SIGNER_ENV.keystorePasswordFile,
+  'web3signer-url': SIGNER_ENV.web3SignerUrl,
+  'auth-tokens-file': SIGNER_ENV.authTokensFile,
+  'auth-service-accounts-file': SIGNER_ENV.authServiceAccountsFile,
+  'log-level': SIGNER_ENV.logLevel,
+} as const;
+
+const BOOLEAN_FLAGS = {
+  'auth-disabled': SIGNER_ENV.authDisabled,
+  'jsonrpc-enabled': SIGNER_ENV.jsonRpcEnabled,
+} as const;
+
+export const SERVE_USAGE = `Usage: ha-signer serve [options]
+
+Serves the signing API with slashing protection. Every option can also be set by the variable in brackets.
+  --database-url URL               [${ENV.databaseUrl}] PostgreSQL of the protection database (required)
+  --rollup-address 0x..            [${ENV.rollupAddress}] rollup whose duties are protected (required)
+  --node-id ID                     [${ENV.nodeId}] default: POD_NAME, then the hostname
+  --listen-host HOST               [${SIGNER_ENV.listenHost}] default 0.0.0.0
+  --port PORT                      [${SIGNER_ENV.port}] default 8080
+  --keys-dir DIR                   [${SIGNER_ENV.keysDir}] default ${DEFAULT_KEYS_DIR}
+  --keystore-password-file FILE    [${SIGNER_ENV.keystorePasswordFile}] (or ${SIGNER_ENV.keystorePassword})
+  --web3signer-url URL             [${SIGNER_ENV.web3SignerUrl}] sign through a Web3Signer-compatible signer
+  --auth-disabled                  [${SIGNER_ENV.authDisabled}] tests and the demo only
+  --auth-tokens-file FILE          [${SIGNER_ENV.authTokensFile}]
+  --auth-service-accounts-file F   [${SIGNER_ENV.authServiceAccountsFile}]
+  --jsonrpc-enabled                [${SIGNER_ENV.jsonRpcEnabled}] Web3Signer-compatible JSON-RPC on POST / (no duty protection)
+  --log-level LEVEL                [${SIGNER_ENV.logLevel}] ${LOG_LEVELS.join('|')}, default info
+Protection settings (VALIDATOR_HA_POLLING_INTERVAL_MS, VALIDATOR_HA_SIGNING_TIMEOUT_MS,
+VALIDATOR_HA_MAX_STUCK_DUTIES_AGE_MS, VALIDATOR_HA_POOL_*, ...) are read from the environment.`;
+
+/** Resolves an absolute path under HA_SIGNER_FS_ROOT (the test kubelet's container root); relative paths stay as they are. */
+export function underFsRoot(fsRoot: string, path: string): string {
+  if (!isAbsolute(path)) return resolve(path);
+  return fsRoot === '' || fsRoot === '/' ? path : join(fsRoot, path);
+}
+
+export interface ParsedServeArgs {
+  help: boolean;
+  env: Record<string, string | undefined>;
+}
+
+/** Folds the flags into a copy of the environment, so flags and variables share one validation path. */
+export function applyServeFlags(args: string[], env: Env): ParsedServeArgs {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  for (const flag of Object.keys(FLAGS)) options[flag] = { type: 'string' };
+  for (const flag of Object.keys(BOOLEAN_FLAGS)) options[flag] = { type: 'boolean' };
+  const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
+  const merged: Record<string, string | undefined> = { ...env };
+  for (const [flag, variable] of Object.entries(FLAGS)) {
+    const value = values[flag];
+    if (typeof value === 'string') merged[variable] = value;
+  }
+  for (const [flag, variable] of Object.entries(BOOLEAN_FLAGS)) {
+    if (values[flag] === true) merged[variable] = 'true';
+  }
+  return { help: values.help === true, env: merged };
+}
+
+function nonEmpty(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function flagAndVariable(variable: string): string {
+  const flag = Object.entries({ ...FLAGS, ...BOOLEAN_FLAGS }).find(([, v]) => v === variable)?.[0];
+  return flag ? `${variable} (--${flag})` : variable;
+}
+
+/** Validates every setting; throws ConfigError naming the first bad one. Reads no files. */
+export function serveConfigFromEnv(env: Env): ServeConfig {
+  const protectionEnv: Record<string, string | undefined> = { ...env };
+  // Without an explicit node id, Kubernetes' pod name is unique per replica; the hostname is the last resort.
+  if (nonEmpty(env, ENV.nodeId) === undefined) protectionEnv[ENV.nodeId] = nonEmpty(env, 'POD_NAME') ?? hostname();
+  const protection = configFromEnv(protectionEnv);
+  if (nonEmpty(env, ENV.haSigningEnabled) !== undefined && !protection.haSigningEnabled) {
+    throw new ConfigError(ENV.haSigningEnabled, 'ha-signer serve always protects duties; unset it or set it to true');
+  }
+  if (!protection.databaseUrl) throw new ConfigError(flagAndVariable(ENV.databaseUrl), 'is required: postgresql://user:password@host:5432/db of the protection database');
+  if (nonEmpty(env, ENV.poolConnectionTimeoutMs) === undefined) protection.poolConnectionTimeoutMs = DEFAULT_SERVE_POOL_CONNECTION_TIMEOUT_MS;
+  resolveSignerConfig(protection); // names VALIDATOR_HA_ROLLUP_ADDRESS / VALIDATOR_HA_NODE_ID when missing
+
+  const fsRoot = nonEmpty(env, SIGNER_ENV.fsRoot) ?? '';
+  if (fsRoot !== '' && !isAbsolute(fsRoot)) throw new ConfigError(SIGNER_ENV.fsRoot, `expected an absolute directory, got ${JSON.stringify(fsRoot)}`);
+  const file = (name: string): string | undefined => {
+    const raw = nonEmpty(env, name);
+    return raw === undefined ? undefined : underFsRoot(fsRoot, raw);
+  };
+  const bool = (name: string): boolean => {
+    const raw = nonEmpty(env, name);
+    return raw === undefined ? false : parseBoolean(flagAndVariable(name), raw);
+  };
+
+  const listenHost = nonEmpty(env, SIGNER_ENV.listenHost) ?? '0.0.0.0';
+  const portRaw = nonEmpty(env, SIGNER_ENV.port);
+  const port = portRaw === undefined ? 8080 : parseInteger(flagAndVariable(SIGNER_ENV.port), portRaw, 0, 65_535);
+
+  let web3SignerUrl: string | undefined = nonEmpty(env, SIGNER_ENV.web3SignerUrl);
+  if (web3SignerUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(web3SignerUrl);
+    } catch {
+      throw new ConfigError(flagAndVariable(SIGNER_ENV.web3SignerUrl), `expected an http(s) URL, got ${JSON.stringify(web3SignerUrl)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new ConfigError(flagAndVariable(SIGNER_ENV.web3SignerUrl), `expected an http(s) URL, got scheme ${url.protocol}`);
+    }
+    web3SignerUrl = url.toString();
+  }
+
+  const passwordFile = file(SIGNER_ENV.keystorePasswordFile);
+  const passwordValue = env[SIGNER_ENV.keystorePassword];
+  if (passwordFile !== undefined && passwordValue !== undefined) {
+    throw new ConfigError(SIGNER_ENV.keystorePasswordFile, `set either it or ${SIGNER_ENV.keystorePassword}, not both`);
+  }
+
+  const auth = {
+    disabled: bool(SIGNER_ENV.authDisabled),
+    tokensFile: file(SIGNER_ENV.authTokensFile),
+    serviceAccountsFile: file(SIGNER_ENV.authServiceAccountsFile),
+  };
+  if (!auth.disabled && auth.tokensFile === undefined && auth.serviceAccountsFile === undefined) {
+    throw new ConfigError(
+      `${flagAndVariable(SIGNER_ENV.authTokensFile)} / ${flagAndVariable(SIGNER_ENV.authServiceAccountsFile)}`,
+      `authentication is on, but neither a tokens file nor a ServiceAccounts file is set; set one (or ${SIGNER_ENV.authDisabled}=true for tests and demos only)`,
+    );
+  }
+
+  const logLevel = (nonEmpty(env, SIGNER_ENV.logLevel) ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(flagAndVariable(SIGNER_ENV.logLevel), `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+
+  return {
+    protection,
+    listenHost,
+    port,
+    keysDir: underFsRoot(fsRoot, nonEmpty(env, SIGNER_ENV.keysDir) ?? DEFAULT_KEYS_DIR),
+    keystorePassword: passwordFile !== undefined ? { file: passwordFile } : passwordValue !== undefined ? { value: passwordValue } : undefined,
+    web3SignerUrl,
+    auth,
+    jsonRpcEnabled: bool(SIGNER_ENV.jsonRpcEnabled),
+    logLevel,
+    fsRoot,
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * Prometheus metrics of the signer (prom-client, own Registry). Label values are bounded enumerations: duty type,
+ * outcome, reason — never a slot, an address or a caller.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DutyType, type ProtectionObserver } from '../protection/index.js';
+
+export type SignOutcome = 'signed' | 'already_signed' | 'slashing_protection' | 'invalid' | 'denied' | 'unavailable' | 'error';
+export type AuthDenialReason = 'missing' | 'invalid' | 'forbidden' | 'review_unavailable';
+
+const DUTY_TYPES: ReadonlySet<string> = new Set(Object.values(DutyType));
+
+/** Maps anything a caller sent to a bounded label value. */
+export function dutyTypeLabel(value: unknown): string {
+  return typeof value === 'string' && DUTY_TYPES.has(value) ? value : 'unknown';
+}
+
+// Signing is milliseconds; waits for another node and remote signers can take seconds.
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export interface PoolStatsSource {
+  poolStats(): { total: number; idle: number; waiting: number };
+}
+
+export class SignerMetrics {
+  readonly registry = new Registry();
+  readonly signRequests: Counter<'duty_type' | 'outcome'>;
+  readonly signRequestDuration: Histogram<'outcome'>;
+  readonly signingDuration: Histogram<'duty_type'>;
+  readonly lockWait: Histogram<'duty_type'>;
+  readonly locksAcquired: Counter<'duty_type' | 'how'>;
+  readonly takeovers: Counter<'duty_type'>;
+  readonly slashingProtectionTriggered: Counter<'duty_type' | 'reason'>;
+  readonly signingFailures: Counter<'duty_type' | 'reason'>;
+  readonly cleanedUp: Counter<'kind'>;
+  readonly authDenied: Counter<'reason'>;
+  readonly jsonRpcRequests: Counter<'method' | 'outcome'>;
+  readonly ready: Gauge;
+  readonly keysLoaded: Gauge;
+  private poolSource: PoolStatsSource | undefined;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'ha_signer_' });
+    this.signRequests = new Counter({
+      name: 'ha_signer_sign_requests_total',
+      help: 'Signing requests of the HTTP API by duty type and outcome',
+      labelNames: ['duty_type', 'outcome'],
+      registers,
+    });
+    this.signRequestDuration = new Histogram({
+      name: 'ha_signer_sign_request_duration_seconds',
+      help: 'Time to answer a signing request (validation, protection, signing), by outcome',
+      labelNames: ['outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.signingDuration = new Histogram({
+      name: 'ha_signer_signing_duration_seconds',
+      help: 'Lock, sign and durable record of a duty signed by this replica',
+      labelNames: ['duty_type'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.lockWait = new Histogram({
+      name: 'ha_signer_lock_wait_duration_seconds',
+      help: 'Time spent waiting for a duty that another node was signing',
+      labelNames: ['duty_type'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.locksAcquired = new Counter({
+      name: 'ha_signer_duty_locks_acquired_total',
+      help: 'Duty locks acquired, by how (inserted or takeover)',
+      labelNames: ['duty_type', 'how'],
+      registers,
+    });
+    this.takeovers = new Counter({
+      name: 'ha_signer_duty_takeovers_total',
+      help: "In-progress duties taken over from a node whose lease expired",
+      labelNames: ['duty_type'],
+      registers,
+    });
+    this.slashingProtectionTriggered = new Counter({
+      name: 'ha_signer_slashing_protection_triggered_total',
+      help: 'Requests refused because the duty was signed with different data (or its slot was pruned); alert on any increase',
+      labelNames: ['duty_type', 'reason'],
+      registers,
+    });
+    this.signingFailures = new Counter({
+      name: 'ha_signer_signing_failures_total',
+      help: 'Duties whose signing failed after the lock was taken (the lock is released, or withheld on lock loss)',
+      labelNames: ['duty_type', 'reason'],
+      registers,
+    });
+    this.cleanedUp = new Counter({
+      name: 'ha_signer_cleaned_up_duties_total',
+      help: 'Duty rows removed by background cleanup: stuck (own in-progress past the lease) or old (pruned)',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.authDenied = new Counter({
+      name: 'ha_signer_auth_denied_total',
+      help: 'Calls denied by authentication or authorization, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.jsonRpcRequests = new Counter({
+      name: 'ha_signer_jsonrpc_requests_total',
+      help: 'Web3Signer-compatible JSON-RPC calls (no duty protection) by method and outcome',
+      labelNames: ['method', 'outcome'],
+      registers,
+    });
+    this.ready = new Gauge({ name: 'ha_signer_ready', help: '1 when the signer passes its readiness checks', registers });
+    this.keysLoaded = new Gauge({ name: 'ha_signer_keys_loaded', help: 'Validator keys this replica serves', registers });
+    const self = this;
+    new Gauge({
+      name: 'ha_signer_db_pool_connections',
+      help: 'PostgreSQL pool connections by state (total, idle, waiting = requests queued for a connection)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const stats = self.poolSource?.poolStats();
+        if (!stats) return;
+        this.set({ state: 'total' }, stats.total);
+        this.set({ state: 'idle' }, stats.idle);
+        this.set({ state: 'waiting' }, stats.waiting);
+      },
+    });
+    for (const dutyType of Object.values(DutyType)) this.slashingProtectionTriggered.inc({ duty_type: dutyType, reason: 'different_hash' }, 0);
+  }
+
+  setPoolSource(source: PoolStatsSource): void {
+    this.poolSource = source;
+  }
+
+  /** The protection core's hooks, recorded as metrics. */
+  observer(): ProtectionObserver {
+    return {
+      lockAcquired: (dutyType, how) => {
+        this.locksAcquired.inc({ duty_type: dutyType, how });
+        if (how === 'takeover') this.takeovers.inc({ duty_type: dutyType });
+      },
+      slashingProtectionTriggered: (dutyType, reason) => this.slashingProtectionTriggered.inc({ duty_type: dutyType, reason }),
+      lockWaited: (dutyType, waitedMs) => this.lockWait.observe({ duty_type: dutyType }, waitedMs / 1000),
+      signingSucceeded: (dutyType, durationMs) => this.signingDuration.observe({ duty_type: dutyType }, durationMs / 1000),
+      signingFailed: (dutyType, reason) => this.signingFailures.inc({ duty_type: dutyType, reason }),
+      cleanedUp: (kind, count) => this.cleanedUp.inc({ kind }, count),
+    };
+  }
+}

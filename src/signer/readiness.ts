@@ -1,0 +1,130 @@
+/**
+ * Readiness: the database is reachable, its schema is the one this release knows, it is bound to our rollup, and
+ * keys are loaded. A wrong schema or binding also blocks signing (fail closed); a merely unreachable database does
+ * not need to, because every signing attempt fails on its own until the database is back.
+ */
+import { AZTEC_SCHEMA_VERSION, HA_SIGNER_SCHEMA_VERSION, type PostgresSlashingProtectionDatabase, type QueryablePool } from '../protection/index.js';
+
+export interface ReadinessReport {
+  ready: boolean;
+  checks: { database: boolean; schema: boolean; rollupBinding: boolean; keys: boolean; started: boolean };
+  /** Why not ready; safe to show (no secrets). */
+  reasons: string[];
+}
+
+export interface ReadinessSources {
+  pool: QueryablePool;
+  db: PostgresSlashingProtectionDatabase;
+  rollupAddress: string;
+  keyCount: () => number;
+}
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+export class ReadinessMonitor {
+  private sources: ReadinessSources | undefined;
+  private startupProblem: string | undefined = 'starting: connecting to the protection database';
+  private running: Promise<ReadinessReport> | undefined;
+  private last: ReadinessReport;
+  private shuttingDown = false;
+
+  constructor(private readonly onChange: (ready: boolean) => void = () => {}) {
+    this.last = { ready: false, checks: { database: false, schema: false, rollupBinding: false, keys: false, started: false }, reasons: [this.startupProblem!] };
+  }
+
+  /** While the signer is not yet started: the reason shown by /readyz. */
+  setStartupProblem(reason: string): void {
+    this.startupProblem = reason;
+    this.last = { ...this.last, ready: false, reasons: [reason] };
+  }
+
+  attach(sources: ReadinessSources): void {
+    this.sources = sources;
+    this.startupProblem = undefined;
+  }
+
+  markShuttingDown(): void {
+    this.shuttingDown = true;
+    this.last = { ...this.last, ready: false, reasons: ['shutting down'] };
+    this.onChange(false);
+  }
+
+  get lastReport(): ReadinessReport {
+    return this.last;
+  }
+
+  /**
+   * False when the last check found a schema or binding this signer must not sign against. Unreachability alone
+   * does not block: the signing path itself fails closed and recovers with the database.
+   */
+  get signingBlockedReason(): string | undefined {
+    if (this.shuttingDown) return 'shutting down';
+    if (!this.sources) return this.startupProblem ?? 'not started';
+    const { checks } = this.last;
+    if (checks.database && (!checks.schema || !checks.rollupBinding)) return this.last.reasons.join('; ');
+    return undefined;
+  }
+
+  /** Runs the checks (one at a time; concurrent callers share the run). */
+  async check(): Promise<ReadinessReport> {
+    this.running ??= this.runChecks().finally(() => {
+      this.running = undefined;
+    });
+    return await this.running;
+  }
+
+  private async runChecks(): Promise<ReadinessReport> {
+    const sources = this.sources;
+    const reasons: string[] = [];
+    const checks = { database: false, schema: false, rollupBinding: false, keys: false, started: sources !== undefined };
+    if (!sources) {
+      reasons.push(this.startupProblem ?? 'not started');
+    } else {
+      checks.keys = sources.keyCount() > 0;
+      if (!checks.keys) reasons.push('no validator keys loaded');
+      try {
+        const [aztec, ours, bound] = await withTimeout(
+          Promise.all([
+            sources.pool.query<{ version: number }>('SELECT version FROM schema_version ORDER BY version DESC LIMIT 1').then((r) => r.rows[0]?.version),
+            sources.db.schemaVersion(),
+            sources.db.boundRollup(),
+          ]),
+          CHECK_TIMEOUT_MS,
+        );
+        checks.database = true;
+        checks.schema = aztec === AZTEC_SCHEMA_VERSION && ours === HA_SIGNER_SCHEMA_VERSION;
+        if (!checks.schema) reasons.push(`schema version mismatch: database has ${aztec ?? 'none'}/${ours}, this release needs ${AZTEC_SCHEMA_VERSION}/${HA_SIGNER_SCHEMA_VERSION}`);
+        checks.rollupBinding = bound === sources.rollupAddress;
+        if (!checks.rollupBinding) reasons.push(`database is bound to rollup ${bound ?? '(none)'}, this signer serves ${sources.rollupAddress}`);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        // A missing table means the schema is gone (migrated down), not that the server is unreachable.
+        if (code === '42P01') {
+          checks.database = true;
+          reasons.push(`schema missing: ${(error as Error).message}`);
+        } else reasons.push(`database unreachable: ${(error as Error).message}`);
+      }
+    }
+    if (this.shuttingDown) reasons.unshift('shutting down');
+    const report: ReadinessReport = { ready: reasons.length === 0, checks, reasons };
+    if (report.ready !== this.last.ready) this.onChange(report.ready);
+    this.last = report;
+    return report;
+  }
+}
