@@ -53,7 +53,7 @@ export interface ClaimResult {
 
 /** The subset of pg.Pool the database uses (pg.Pool fits; so do pool wrappers). */
 export interface QueryablePool {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
   end(): Promise<void>;
   on?(event: 'error', listener: (error: Error) => void): unknown;
   options?: pg.PoolConfig;
@@ -177,9 +177,10 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
     this.notifications = listenConfig ? new DutyNotifications(listenConfig, this.logger) : undefined;
   }
 
-  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+  /** Runs a statement; hot-path statements pass a name so each connection parses and plans them once. */
+  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[], name?: string): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values);
+      return await this.pool.query<R>(name ? { name, text, values } : text, name ? undefined : values);
     } catch (error) {
       if (isUnavailable(error)) throw new DatabaseUnavailableError(`PostgreSQL unavailable: ${(error as Error).message}`, { cause: error });
       // Errors the database raised on purpose (guards, constraints) pass on as they are.
@@ -298,7 +299,7 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
     ];
     for (let attempt = 0; ; attempt++) {
       try {
-        const result = await this.query<ClaimRow>(CLAIM_DUTIES, values);
+        const result = await this.query<ClaimRow>(CLAIM_DUTIES, values, 'ha_signer_claim');
         const byOrd = new Map(result.rows.map((row) => [Number(row.ord), row]));
         return batch.map((_, i) => byOrd.get(i + 1));
       } catch (error) {
@@ -321,7 +322,7 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
       params.blockNumber.toString(),
       params.checkpointNumber.toString(),
       leaseMs,
-    ]);
+    ], 'ha_signer_take_over');
     return result.rowCount === 1 ? lockToken : undefined;
   }
 
@@ -349,7 +350,7 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
       column((b) => b.key.blockIndexWithinCheckpoint),
       column((b) => b.lockToken),
       column((b) => b.signature),
-    ]);
+    ], 'ha_signer_record');
     const recorded = new Set(result.rows.map((row) => row.lock_token));
     return batch.map((input) => recorded.has(input.lockToken));
   }
@@ -364,7 +365,7 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
     blockIndexWithinCheckpoint: number,
   ): Promise<boolean> {
     const key = normalizeDutyKey({ rollupAddress, validatorAddress, slot, dutyType, blockIndexWithinCheckpoint });
-    const result = await this.query(RELEASE_DUTY, [...keyParams(key), lockToken]);
+    const result = await this.query(RELEASE_DUTY, [...keyParams(key), lockToken], 'ha_signer_release');
     return result.rowCount === 1;
   }
 
