@@ -1,0 +1,64 @@
+/**
+ * Database identity from a PostgreSQL connection URI: `host:port/dbname`, no credentials. Pure: the operator never
+ * connects to the database; it only needs to know whether two resources point at the same one.
+ */
+
+export class DatabaseUriError extends Error {}
+
+export interface DatabaseIdentity {
+  /** `host:port/dbname` (hosts lower-cased and sorted when the URI lists several). */
+  identity: string;
+  hosts: { host: string; port: number }[];
+  database: string;
+}
+
+/**
+ * Parses `postgres://` / `postgresql://` URIs as libpq does: optional user:password@, one or more host[:port]
+ * separated by commas ([v6] literals allowed), /dbname, and ?host= / ?port= / ?dbname= parameters. Default port
+ * 5432; default database the user name.
+ */
+export function parseDatabaseIdentity(uri: string): DatabaseIdentity {
+  const raw = uri.trim();
+  const m = /^(postgres(?:ql)?):\/\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?(#.*)?$/i.exec(raw);
+  if (!m) throw new DatabaseUriError('expected a PostgreSQL URI such as postgresql://user:password@host:5432/dbname');
+  const authority = m[2] ?? '';
+  const path = m[3] ?? '';
+  const params = new URLSearchParams((m[4] ?? '').slice(1));
+  const at = authority.lastIndexOf('@');
+  const userinfo = at >= 0 ? authority.slice(0, at) : '';
+  const hostPart = at >= 0 ? authority.slice(at + 1) : authority;
+  const user = safeDecode(userinfo.split(':')[0] ?? '');
+
+  const defaultPort = params.get('port') ? parsePort(params.get('port')!) : 5432;
+  let hosts: { host: string; port: number }[] = [];
+  if (hostPart !== '') {
+    for (const h of hostPart.split(',')) {
+      const hm = /^(\[[^\]]+\]|[^:]*)(?::(.*))?$/.exec(h);
+      if (!hm || hm[1] === '') throw new DatabaseUriError(`host ${JSON.stringify(h)} is not host[:port]`);
+      hosts.push({ host: safeDecode(hm[1]!).toLowerCase(), port: hm[2] !== undefined && hm[2] !== '' ? parsePort(hm[2]) : defaultPort });
+    }
+  }
+  const hostParam = params.get('host');
+  if (hosts.length === 0 && hostParam) {
+    const ports = (params.get('port') ?? '').split(',');
+    hosts = hostParam.split(',').map((h, i) => ({ host: h.toLowerCase(), port: ports[i] ? parsePort(ports[i]!) : 5432 }));
+  }
+  if (hosts.length === 0) throw new DatabaseUriError('the URI names no host: expected postgresql://user:password@host:5432/dbname');
+  const database = safeDecode(path.replace(/^\//, '')) || params.get('dbname') || user;
+  if (!database) throw new DatabaseUriError('the URI names no database: add /dbname (postgresql://user:password@host:5432/dbname)');
+  const sorted = [...hosts].sort((a, b) => `${a.host}:${a.port}`.localeCompare(`${b.host}:${b.port}`));
+  return { identity: `${sorted.map((h) => `${h.host}:${h.port}`).join(',')}/${database}`, hosts: sorted, database };
+}
+
+function parsePort(p: string): number {
+  if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw new DatabaseUriError(`port ${JSON.stringify(p)} is not a number from 1 to 65535`);
+  return Number(p);
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new DatabaseUriError('the URI has an invalid %-escape');
+  }
+}

@@ -1,0 +1,157 @@
+/** The signer Deployment. Pure. */
+import type * as k8s from '@kubernetes/client-node';
+import { POD_PATHS, SIGNER_PORT, type BuildContext, type ValidatorHASigner } from '../types.js';
+import { DATABASE_URL_ENV } from './job.js';
+import { ANNOTATION_SECRETS_CHECKSUM, imageOf, names, ownedMeta, selectorLabels, commonLabels } from './names.js';
+import { containerSecurityContext, podSecurityContext } from './security.js';
+
+export interface DeploymentInputs {
+  /** Checksum of the data of every Secret the pods read (see secretsChecksum): a change rolls the pods. */
+  secretsChecksum: string;
+}
+
+/** Whether signer pods need a ServiceAccount token (to call TokenReview for ServiceAccount clients). */
+export function needsApiToken(vhs: ValidatorHASigner): boolean {
+  return !vhs.spec.clients?.disableAuthentication && (vhs.spec.clients?.serviceAccounts?.length ?? 0) > 0;
+}
+
+export function signerEnv(vhs: ValidatorHASigner): k8s.V1EnvVar[] {
+  const s = vhs.spec;
+  const env: k8s.V1EnvVar[] = [
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'VALIDATOR_HA_NODE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: DATABASE_URL_ENV, valueFrom: { secretKeyRef: { name: s.database.secretRef.name, key: s.database.secretRef.key ?? 'uri' } } },
+    { name: 'VALIDATOR_HA_ROLLUP_ADDRESS', value: s.rollup.address.toLowerCase() },
+    { name: 'VALIDATOR_HA_SIGNING_ENABLED', value: 'true' },
+    { name: 'HA_SIGNER_PORT', value: String(SIGNER_PORT) },
+  ];
+  const num = (name: string, v: number | undefined) => v !== undefined && env.push({ name, value: String(v) });
+  num('VALIDATOR_HA_POLLING_INTERVAL_MS', s.signing?.pollingIntervalMs);
+  num('VALIDATOR_HA_SIGNING_TIMEOUT_MS', s.signing?.signingTimeoutMs);
+  num('VALIDATOR_HA_MAX_STUCK_DUTIES_AGE_MS', s.signing?.maxStuckDutiesAgeMs);
+  num('VALIDATOR_SIGNING_OPERATION_TIMEOUT_MS', s.signing?.signingOperationTimeoutMs);
+  num('VALIDATOR_HA_OLD_DUTIES_MAX_AGE_H', s.signing?.oldDutiesMaxAgeHours);
+  num('VALIDATOR_HA_POOL_MAX', s.pool?.max);
+  num('VALIDATOR_HA_POOL_MIN', s.pool?.min);
+  num('VALIDATOR_HA_POOL_IDLE_TIMEOUT_MS', s.pool?.idleTimeoutMs);
+  num('VALIDATOR_HA_POOL_CONNECTION_TIMEOUT_MS', s.pool?.connectionTimeoutMs);
+  if (s.keys.web3signer) env.push({ name: 'HA_SIGNER_WEB3SIGNER_URL', value: s.keys.web3signer.url });
+  else env.push({ name: 'HA_SIGNER_KEYS_DIR', value: POD_PATHS.keysDir });
+  if (s.keys.passwordSecretRef) env.push({ name: 'HA_SIGNER_KEYSTORE_PASSWORD_FILE', value: POD_PATHS.keystorePasswordFile });
+  if (s.clients?.disableAuthentication) env.push({ name: 'HA_SIGNER_AUTH_DISABLED', value: 'true' });
+  else {
+    if (s.clients?.tokens) env.push({ name: 'HA_SIGNER_AUTH_TOKENS_FILE', value: POD_PATHS.tokensFile });
+    if ((s.clients?.serviceAccounts?.length ?? 0) > 0) env.push({ name: 'HA_SIGNER_AUTH_SERVICE_ACCOUNTS_FILE', value: POD_PATHS.serviceAccountsFile });
+  }
+  if (s.jsonRpc) env.push({ name: 'HA_SIGNER_JSONRPC_ENABLED', value: 'true' });
+  return env;
+}
+
+function volumes(vhs: ValidatorHASigner): { volumes: k8s.V1Volume[]; mounts: k8s.V1VolumeMount[] } {
+  const s = vhs.spec;
+  const vols: k8s.V1Volume[] = [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }];
+  const mounts: k8s.V1VolumeMount[] = [{ name: 'tmp', mountPath: POD_PATHS.tmp }];
+  if (s.keys.secretRef) {
+    vols.push({ name: 'keys', secret: { secretName: s.keys.secretRef.name, defaultMode: 0o440 } });
+    mounts.push({ name: 'keys', mountPath: POD_PATHS.keysDir, readOnly: true });
+  }
+  if (s.keys.passwordSecretRef) {
+    const p = s.keys.passwordSecretRef;
+    vols.push({ name: 'keystore-password', secret: { secretName: p.name, defaultMode: 0o440, items: [{ key: p.key ?? 'password', path: 'password' }] } });
+    mounts.push({ name: 'keystore-password', mountPath: POD_PATHS.keystorePasswordDir, readOnly: true });
+  }
+  if (!s.clients?.disableAuthentication) {
+    const sources: k8s.V1VolumeProjection[] = [];
+    if (s.clients?.tokens) {
+      const t = s.clients.tokens.secretRef;
+      sources.push({ secret: { name: t.name, items: [{ key: t.key ?? 'tokens.json', path: 'tokens.json' }] } });
+    }
+    if ((s.clients?.serviceAccounts?.length ?? 0) > 0) {
+      sources.push({ configMap: { name: names.clientsConfigMap(vhs), items: [{ key: 'service-accounts.json', path: 'service-accounts.json' }] } });
+    }
+    if (sources.length > 0) {
+      vols.push({ name: 'auth', projected: { sources, defaultMode: 0o440 } });
+      mounts.push({ name: 'auth', mountPath: POD_PATHS.authDir, readOnly: true });
+    }
+  }
+  return { volumes: vols, mounts };
+}
+
+function affinity(vhs: ValidatorHASigner): k8s.V1Affinity | undefined {
+  if (vhs.spec.affinity) return vhs.spec.affinity;
+  const mode = vhs.spec.antiAffinity ?? 'preferred';
+  if (mode === 'none') return undefined;
+  const term: k8s.V1PodAffinityTerm = { labelSelector: { matchLabels: selectorLabels(vhs) }, topologyKey: 'kubernetes.io/hostname' };
+  return mode === 'required'
+    ? { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } }
+    : { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] } };
+}
+
+export function buildDeployment(vhs: ValidatorHASigner, ctx: BuildContext, inputs: DeploymentInputs): k8s.V1Deployment {
+  const s = vhs.spec;
+  const { volumes: vols, mounts } = volumes(vhs);
+  const aff = affinity(vhs);
+  const podLabels = commonLabels(vhs, 'signer');
+  const container: k8s.V1Container = {
+    name: 'signer',
+    image: imageOf(vhs, ctx.defaultImage),
+    ...(s.imagePullPolicy ? { imagePullPolicy: s.imagePullPolicy } : {}),
+    args: ['serve'],
+    ports: [{ name: 'http', containerPort: SIGNER_PORT, protocol: 'TCP' }],
+    env: signerEnv(vhs),
+    readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: '/livez', port: 'http' }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+    resources: s.resources ?? { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+    securityContext: containerSecurityContext(),
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    volumeMounts: mounts,
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: ownedMeta(vhs, names.deployment(vhs), 'signer'),
+    spec: {
+      replicas: s.replicas ?? 2,
+      selector: { matchLabels: selectorLabels(vhs) },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      revisionHistoryLimit: 5,
+      template: {
+        metadata: {
+          labels: podLabels,
+          annotations: { ...(s.podAnnotations ?? {}), [ANNOTATION_SECRETS_CHECKSUM]: inputs.secretsChecksum },
+        },
+        spec: {
+          serviceAccountName: names.serviceAccount(vhs),
+          automountServiceAccountToken: needsApiToken(vhs),
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: 30,
+          securityContext: podSecurityContext(),
+          containers: [container],
+          volumes: vols,
+          ...(aff ? { affinity: aff } : {}),
+          ...(s.imagePullSecrets ? { imagePullSecrets: s.imagePullSecrets } : {}),
+          ...(s.nodeSelector ? { nodeSelector: s.nodeSelector } : {}),
+          ...(s.tolerations ? { tolerations: s.tolerations } : {}),
+          ...(s.priorityClassName ? { priorityClassName: s.priorityClassName } : {}),
+        },
+      },
+    },
+  };
+}
+
+/** Deployment is available: the Available condition is True and every desired replica is updated and ready. */
+export function deploymentAvailable(d: k8s.V1Deployment | undefined): { available: boolean; ready: number; replicas: number; message: string } {
+  if (!d) return { available: false, ready: 0, replicas: 0, message: 'the Deployment does not exist yet' };
+  const want = d.spec?.replicas ?? 1;
+  const ready = d.status?.readyReplicas ?? 0;
+  const updated = d.status?.updatedReplicas ?? 0;
+  const avail = d.status?.conditions?.find((c) => c.type === 'Available');
+  const current = (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0);
+  const ok = current && avail?.status === 'True' && ready >= want && updated >= want && (d.status?.replicas ?? 0) <= want;
+  return {
+    available: ok,
+    ready,
+    replicas: d.status?.replicas ?? 0,
+    message: ok ? `${ready}/${want} signer pods ready` : `${ready}/${want} signer pods ready, ${updated}/${want} updated${avail?.message ? ` (${avail.message})` : ''}`,
+  };
+}

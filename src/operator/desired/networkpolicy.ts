@@ -1,0 +1,37 @@
+/** NetworkPolicy: the signer port admits only the declared clients and metrics scrapers. Pure. */
+import type * as k8s from '@kubernetes/client-node';
+import { SIGNER_PORT, type ValidatorHASigner } from '../types.js';
+import { names, ownedMeta, selectorLabels } from './names.js';
+
+export function networkPolicyPeers(vhs: ValidatorHASigner): k8s.V1NetworkPolicyPeer[] {
+  const c = vhs.spec.clients ?? {};
+  const peers: k8s.V1NetworkPolicyPeer[] = [];
+  for (const sa of c.serviceAccounts ?? []) {
+    const ns = sa.namespace ?? vhs.metadata.namespace;
+    const peer: k8s.V1NetworkPolicyPeer = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } };
+    if (sa.podSelector) peer.podSelector = sa.podSelector;
+    if (!peers.some((p) => JSON.stringify(p) === JSON.stringify(peer))) peers.push(peer);
+  }
+  for (const p of c.tokens?.from ?? []) peers.push(p);
+  for (const p of vhs.spec.networkPolicy?.metricsFrom ?? []) peers.push(p);
+  return peers;
+}
+
+export function networkPolicyEnabled(vhs: ValidatorHASigner): boolean {
+  return vhs.spec.networkPolicy?.enabled ?? true;
+}
+
+export function buildNetworkPolicy(vhs: ValidatorHASigner): k8s.V1NetworkPolicy {
+  const peers = networkPolicyPeers(vhs);
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: ownedMeta(vhs, names.networkPolicy(vhs), 'signer'),
+    spec: {
+      podSelector: { matchLabels: selectorLabels(vhs) },
+      policyTypes: ['Ingress'],
+      // No peers: nothing may connect (an empty `from` would admit everyone). `_from` is client-node's name for `from`.
+      ingress: peers.length === 0 ? [] : [{ _from: peers, ports: [{ protocol: 'TCP', port: SIGNER_PORT }] }],
+    },
+  };
+}

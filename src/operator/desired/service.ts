@@ -1,0 +1,21 @@
+/** The Service in front of the signer pods. Pure. */
+import type * as k8s from '@kubernetes/client-node';
+import { SIGNER_PORT, type ValidatorHASigner } from '../types.js';
+import { names, ownedMeta, selectorLabels, serviceHost } from './names.js';
+
+export function buildService(vhs: ValidatorHASigner): k8s.V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: ownedMeta(vhs, names.service(vhs), 'signer'),
+    spec: {
+      type: 'ClusterIP',
+      selector: selectorLabels(vhs),
+      ports: [{ name: 'http', port: SIGNER_PORT, targetPort: 'http', protocol: 'TCP' }],
+    },
+  };
+}
+
+export function endpointUrl(vhs: ValidatorHASigner): string {
+  return `http://${serviceHost(vhs)}:${SIGNER_PORT}`;
+}

@@ -1,0 +1,102 @@
+/** The ValidatorHASigner custom resource (validatorhasigners.ha-signer.dev/v1alpha1) as TypeScript types. */
+import type * as k8s from '@kubernetes/client-node';
+
+export const GROUP = 'ha-signer.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'ValidatorHASigner';
+export const PLURAL = 'validatorhasigners';
+
+export interface SecretKeyRef {
+  name: string;
+  key?: string;
+}
+
+export interface ValidatorHASignerSpec {
+  rollup: { address: string; version: string };
+  database: { secretRef: SecretKeyRef };
+  keys: {
+    secretRef?: { name: string };
+    passwordSecretRef?: SecretKeyRef;
+    web3signer?: { url: string };
+  };
+  replicas?: number;
+  image?: string;
+  imagePullPolicy?: string;
+  imagePullSecrets?: { name: string }[];
+  signing?: {
+    pollingIntervalMs?: number;
+    signingTimeoutMs?: number;
+    maxStuckDutiesAgeMs?: number;
+    signingOperationTimeoutMs?: number;
+    oldDutiesMaxAgeHours?: number;
+  };
+  pool?: { max?: number; min?: number; idleTimeoutMs?: number; connectionTimeoutMs?: number };
+  clients?: {
+    disableAuthentication?: boolean;
+    serviceAccounts?: { namespace?: string; name: string; validators: string[]; podSelector?: k8s.V1LabelSelector }[];
+    tokens?: { secretRef: SecretKeyRef; from?: k8s.V1NetworkPolicyPeer[] };
+  };
+  jsonRpc?: boolean;
+  migration?: { backoffLimit?: number; ttlSecondsAfterFinished?: number };
+  networkPolicy?: { enabled?: boolean; metricsFrom?: k8s.V1NetworkPolicyPeer[] };
+  antiAffinity?: 'preferred' | 'required' | 'none';
+  resources?: k8s.V1ResourceRequirements;
+  nodeSelector?: Record<string, string>;
+  tolerations?: k8s.V1Toleration[];
+  affinity?: k8s.V1Affinity;
+  podAnnotations?: Record<string, string>;
+  priorityClassName?: string;
+  serviceMonitor?: { enabled?: boolean; interval?: string; labels?: Record<string, string> };
+}
+
+export type ConditionType = 'DatabaseClaimed' | 'Migrated' | 'Available' | 'Ready';
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface Condition {
+  type: ConditionType | string;
+  status: ConditionStatus;
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface ValidatorHASignerStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  databaseIdentity?: string;
+  schemaVersion?: string;
+  migrationJob?: string;
+  replicas?: number;
+  readyReplicas?: number;
+  selector?: string;
+  endpoint?: string;
+}
+
+export interface ValidatorHASigner {
+  apiVersion?: string;
+  kind?: string;
+  metadata: k8s.V1ObjectMeta & { name: string; namespace: string; uid: string };
+  spec: ValidatorHASignerSpec;
+  status?: ValidatorHASignerStatus;
+}
+
+/** Settings of the operator that the builders need (not part of the resource). */
+export interface BuildContext {
+  /** Image for signer pods and migration Jobs when the resource names none. */
+  defaultImage: string;
+}
+
+/** The contract's paths inside a signer pod (docs/runtime-contract.md). */
+export const POD_PATHS = {
+  keysDir: '/var/run/ha-signer/keys',
+  authDir: '/var/run/ha-signer/auth',
+  tokensFile: '/var/run/ha-signer/auth/tokens.json',
+  serviceAccountsFile: '/var/run/ha-signer/auth/service-accounts.json',
+  keystorePasswordDir: '/var/run/ha-signer/keystore-password',
+  keystorePasswordFile: '/var/run/ha-signer/keystore-password/password',
+  tmp: '/tmp',
+} as const;
+
+export const SIGNER_PORT = 8080;
