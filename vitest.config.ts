@@ -1,12 +1,35 @@
 import { defineConfig } from 'vitest/config';
 
+const postgres = 'test/support/postgres-global-setup.ts';
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    globalSetup: ['test/support/postgres-global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // A 2-core machine: at most two files at once keeps race tests meaningful and timing-insensitive.
+    teardownTimeout: 60_000,
+    // A 2-core machine: two test files at once.
     maxWorkers: 2,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'core',
+          include: ['test/protection/**/*.test.ts', 'test/signer/**/*.test.ts', 'test/operator/unit/**/*.test.ts'],
+          globalSetup: [postgres],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'k8s',
+          include: ['test/k8s/**/*.test.ts', 'test/operator/e2e/**/*.test.ts'],
+          // One real control plane and one local kubelet per run (see test/harness), shared by these files in turn.
+          globalSetup: [postgres, 'test/harness/globalSetup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 240_000,
+          fileParallelism: false,
+        },
+      },
+    ],
   },
 });
