@@ -291,3 +291,32 @@ describe('rule 6: fail closed', () => {
     await expect(createHASigner(config)).rejects.toThrow(/newer release; upgrade ha-signer/);
   });
 });
+
+describe('notification connection loss', () => {
+  it('waiters fall back to polling while LISTEN is down and notifications resume after reconnecting', async () => {
+    const url = await migratedDatabase();
+    const a = await startSigner(url, { nodeId: 'a' });
+    const b = await startSigner(url, { nodeId: 'b', pollingIntervalMs: 50, signingTimeoutMs: 10_000 });
+    await sql(url, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ha-signer-listen' AND datname = current_database()`);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => {
+      entered();
+      await gate;
+      return fakeSignature(1);
+    });
+    await inside;
+    const bAttempt = b.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(2));
+    await sleep(100);
+    release();
+    await aAttempt;
+    await expect(bAttempt).rejects.toBeInstanceOf(DutyAlreadySignedError);
+    // Reconnected: the LISTEN session is back.
+    for (let i = 0; i < 50 && b.db.notifications?.connected !== true; i++) await sleep(100);
+    expect(b.db.notifications?.connected).toBe(true);
+    const listeners = await sql(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'ha-signer-listen' AND datname = current_database()`);
+    expect(listeners[0]?.n).toBe(2);
+  });
+});
