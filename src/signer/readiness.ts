@@ -65,6 +65,10 @@ export class ReadinessMonitor {
     this.onChange(false);
   }
 
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
   get lastReport(): ReadinessReport {
     return this.last;
   }
@@ -123,8 +127,9 @@ export class ReadinessMonitor {
     }
     if (this.shuttingDown) reasons.unshift('shutting down');
     const report: ReadinessReport = { ready: reasons.length === 0, checks, reasons };
-    if (report.ready !== this.last.ready) this.onChange(report.ready);
+    const changed = report.ready !== this.last.ready;
     this.last = report;
+    if (changed) this.onChange(report.ready);
     return report;
   }
 }

@@ -88,6 +88,13 @@ export async function serveCommand(args: string[]): Promise<void> {
     stopping = true;
     app.log.info({ signal, inFlight: signer?.inFlightCount ?? 0 }, 'shutting down: no new requests, finishing in-flight duties');
     readiness.markShuttingDown();
+    // In-flight requests end within the signing timeouts; past that, connections are cut so the pod can exit.
+    const forceAfterMs = resolved.signingTimeoutMs + resolved.signingOperationTimeoutMs + 5_000;
+    const force = setTimeout(() => {
+      app.log.warn({ forceAfterMs }, 'closing connections that are still open');
+      app.server.closeAllConnections();
+    }, forceAfterMs);
+    force.unref();
     try {
       await app.close(); // stops accepting; waits for in-flight requests to be answered
       await signer?.stop(); // waits for duties still in flight, stops cleanup, closes the pool

@@ -144,6 +144,9 @@ export function buildSignerServer(deps: SignerServerDeps): FastifyInstance {
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // During shutdown, a keep-alive connection that carried an in-flight request must close after its answer, or
+    // the server would wait for the client to hang up before it can exit.
+    if (readiness.isShuttingDown) reply.header('connection', 'close');
   });
 
   const deny = (request: FastifyRequest, status: 401 | 403 | 503, reason: AuthDenialReason, message: string): HttpError => {
