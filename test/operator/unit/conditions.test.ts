@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { setCondition, transitions } from '../../../src/operator/desired/conditions.js';
+import { schemaVersionFromMessage } from '../../../src/operator/reconcile.js';
+
+describe('conditions', () => {
+  const t1 = new Date('2026-01-01T00:00:00Z');
+  const t2 = new Date('2026-01-01T00:01:00Z');
+  it('keeps lastTransitionTime while the status holds, moves it on a flip, records observedGeneration', () => {
+    let c = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Migrating', message: 'm' }, 1, t1);
+    c = setCondition(c, { type: 'Ready', status: 'False', reason: 'DeploymentUnavailable', message: 'n' }, 2, t2);
+    expect(c).toEqual([{ type: 'Ready', status: 'False', reason: 'DeploymentUnavailable', message: 'n', observedGeneration: 2, lastTransitionTime: t1.toISOString() }]);
+    c = setCondition(c, { type: 'Ready', status: 'True', reason: 'Ready', message: 'ok' }, 2, t2);
+    expect(c[0]!.lastTransitionTime).toBe(t2.toISOString());
+  });
+
+  it('orders DatabaseClaimed, Migrated, Available, Ready', () => {
+    let c = setCondition(undefined, { type: 'Ready', status: 'True', reason: 'R', message: '' }, 1, t1);
+    c = setCondition(c, { type: 'DatabaseClaimed', status: 'True', reason: 'C', message: '' }, 1, t1);
+    c = setCondition(c, { type: 'Migrated', status: 'True', reason: 'M', message: '' }, 1, t1);
+    expect(c.map((x) => x.type)).toEqual(['DatabaseClaimed', 'Migrated', 'Ready']);
+  });
+
+  it('reports transitions of status or reason only', () => {
+    const before = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'A', message: 'x' }, 1, t1);
+    expect(transitions(before, setCondition(before, { type: 'Ready', status: 'False', reason: 'A', message: 'changed text' }, 1, t2))).toEqual([]);
+    expect(transitions(before, setCondition(before, { type: 'Ready', status: 'False', reason: 'B', message: 'x' }, 1, t2))).toHaveLength(1);
+  });
+
+  it('reads a schema version from the migrate Job termination message', () => {
+    expect(schemaVersionFromMessage('{"msg":"migrate up done","schemaVersion":"1700000000002_ha-signer-protection"}')).toBe('1700000000002_ha-signer-protection');
+    expect(schemaVersionFromMessage('schemaVersion=42')).toBe('42');
+    expect(schemaVersionFromMessage('nothing')).toBeUndefined();
+    expect(schemaVersionFromMessage(undefined)).toBeUndefined();
+  });
+});
