@@ -2,6 +2,7 @@
  * The thin API layer: every call the operator makes to the Kubernetes API server, and nothing else. Errors are
  * client-node ApiExceptions; `statusOf` reads their code and the v1.Status reason.
  */
+import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { FIELD_MANAGER } from './desired/names.js';
 import { GROUP, PLURAL, VERSION, type ValidatorHASigner, type ValidatorHASignerStatus } from './types.js';
@@ -141,7 +142,8 @@ export class Kube {
     await this.events.createNamespacedEvent({
       namespace: vhs.metadata.namespace,
       body: {
-        metadata: { generateName: `${vhs.metadata.name}.`, namespace: vhs.metadata.namespace },
+        // client-go style name: <object>.<hex time>; generateName would need a trailing alphanumeric.
+        metadata: { name: `${vhs.metadata.name}.${Date.now().toString(16)}${randomBytes(3).toString('hex')}`, namespace: vhs.metadata.namespace },
         eventTime: new k8s.V1MicroTime(),
         reportingController: `${GROUP}/operator`,
         reportingInstance: instance.slice(0, 128),
