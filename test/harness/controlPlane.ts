@@ -177,9 +177,9 @@ export class ControlPlane {
       return plane;
     } catch (err) {
       await stopProcs(cp.procs);
-      if (err instanceof CrdApplyError) throw err;
       const logs = cp.procs.map((p) => `--- ${p.name} (${p.logFile}) ---\n${tail(p.logFile, 30)}`).join('\n');
       await rm(dir, { recursive: true, force: true });
+      if (err instanceof CrdApplyError) throw err;
       throw new Error(`control plane failed to start: ${(err as Error).message}\n${logs}`);
     }
   }

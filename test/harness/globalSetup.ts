@@ -56,7 +56,12 @@ export async function setup(project: TestProject): Promise<void> {
     // HA_SIGNER_TEST_CLI: run another CLI script than dist/cli.js (for developing the harness itself).
     ...(process.env.HA_SIGNER_TEST_CLI ? { cliPath: path.resolve(process.env.HA_SIGNER_TEST_CLI) } : {}),
   });
-  await kubelet.start();
+  try {
+    await kubelet.start();
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
   project.provide('k8s', {
     available: true,
     version: binaries.version,

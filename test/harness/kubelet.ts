@@ -78,6 +78,8 @@ interface ContainerRt {
   logFile: string;
   stateFile: string;
   proc?: ChildProcess;
+  /** startContainer in progress (resolving env): the loop must not start it twice. */
+  starting?: boolean;
   logStream?: WriteStream;
   pid?: number;
   startedAt?: Date;
@@ -120,6 +122,12 @@ interface PodRt {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TAIL_BYTES = 4096;
+
+/** Process groups of running containers: killed synchronously if the host process exits without stop(). */
+const liveGroups = new Set<number>();
+process.once('exit', () => {
+  for (const pid of liveGroups) signalGroup(pid, 'SIGKILL');
+});
 
 export class LocalKubelet {
   readonly nodeName: string;
@@ -666,7 +674,16 @@ export class LocalKubelet {
   }
 
   private async startContainer(rt: PodRt, c: ContainerRt): Promise<void> {
-    if (c.running || c.proc || rt.terminating || this.stopped) return;
+    if (c.starting || c.running || c.proc || rt.terminating || this.stopped) return;
+    c.starting = true;
+    try {
+      await this.doStartContainer(rt, c);
+    } finally {
+      c.starting = false;
+    }
+  }
+
+  private async doStartContainer(rt: PodRt, c: ContainerRt): Promise<void> {
     c.restartAt = undefined;
     let env: Record<string, string>;
     let args: string[];
@@ -705,6 +722,7 @@ export class LocalKubelet {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     c.proc = child;
+    if (child.pid !== undefined) liveGroups.add(child.pid);
     c.logStream = logStream;
     c.pid = child.pid;
     c.running = child.pid !== undefined;
@@ -732,6 +750,7 @@ export class LocalKubelet {
       c.stderrTail += err.message;
     });
     child.on('close', (code, signal) => {
+      if (child.pid !== undefined) liveGroups.delete(child.pid);
       this.onExit(rt, c, code, signal);
       resolveExit();
     });

@@ -120,8 +120,11 @@ describeK8s('k8s test harness', () => {
                   {
                     name: 'migrate',
                     image: PROJECT_IMAGE,
-                    args: ['migrate', 'up', '--database-url', '$(DATABASE_URL)'],
-                    env: [{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'db', key: 'url' } } }],
+                    args: ['migrate', 'up', '--database-url', '$(DATABASE_URL)', '--rollup-address', '$(ROLLUP_ADDRESS)'],
+                    env: [
+                      { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'db', key: 'url' } } },
+                      { name: 'ROLLUP_ADDRESS', valueFrom: { configMapKeyRef: { name: 'settings', key: 'VALIDATOR_HA_ROLLUP_ADDRESS' } } },
+                    ],
                   },
                 ],
               },
@@ -147,10 +150,10 @@ describeK8s('k8s test harness', () => {
         env: [
           { name: 'VALIDATOR_HA_DATABASE_URL', valueFrom: { secretKeyRef: { name: 'db', key: 'url' } } },
           { name: 'VALIDATOR_HA_NODE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-          { name: 'HA_SIGNER_KEYS_DIR', value: '/etc/ha-signer/keys' },
+          { name: 'HA_SIGNER_KEYS_DIR', value: '/var/run/ha-signer/keys' },
           { name: 'HA_SIGNER_PORT', value: '8080' },
         ],
-        volumeMounts: [{ name: 'keys', mountPath: '/etc/ha-signer/keys', readOnly: true }],
+        volumeMounts: [{ name: 'keys', mountPath: '/var/run/ha-signer/keys', readOnly: true }],
         readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 1, failureThreshold: 3 },
         livenessProbe: { httpGet: { path: '/livez', port: 'http' }, initialDelaySeconds: 5, periodSeconds: 2, failureThreshold: 3 },
       };
