@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /** ha-signer: one CLI for every role of the image (migrate, serve, operator, demo). */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, ENV, parseDatabaseUrl, rebindRollup, runMigrations } from './protection/index.js';
+import { ConfigError, ENV, HA_SIGNER_SCHEMA_VERSION, parseDatabaseUrl, rebindRollup, runMigrations } from './protection/index.js';
 
 const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -58,7 +59,26 @@ async function migrate(args: string[]): Promise<void> {
     ...(count !== undefined ? { count } : {}),
     ...(rollupAddress && direction === 'up' ? { rollupAddress: rollupAddress.trim() } : {}),
   });
-  console.log(JSON.stringify({ msg: `migrate ${direction} done`, applied, ...(rollupAddress && direction === 'up' ? { rollupAddress: rollupAddress.trim().toLowerCase() } : {}) }));
+  const summary = JSON.stringify({
+    msg: `migrate ${direction} done`,
+    applied,
+    ...(direction === 'up' ? { schemaVersion: String(HA_SIGNER_SCHEMA_VERSION) } : {}),
+    ...(rollupAddress && direction === 'up' ? { rollupAddress: rollupAddress.trim().toLowerCase() } : {}),
+  });
+  console.log(summary);
+  // The operator reads the schema version from the Job pod's termination message.
+  if (direction === 'up') writeTerminationMessage(summary);
+}
+
+/** Writes the pod's termination message when running in a container that has one (Kubernetes creates the file). */
+function writeTerminationMessage(message: string): void {
+  const path = join(process.env.HA_SIGNER_FS_ROOT ?? '/', 'dev/termination-log');
+  if (!existsSync(path)) return;
+  try {
+    writeFileSync(path, message);
+  } catch {
+    // A read-only or missing termination log only costs the operator the reported schema version.
+  }
 }
 
 async function rebind(args: string[]): Promise<void> {

@@ -68,13 +68,13 @@ export const WARNING_REASONS = new Set(['SecretNotFound', 'SecretKeyNotFound', '
 
 const ORDER: ConditionType[] = ['DatabaseClaimed', 'Migrated', 'Available', 'Ready'];
 
-/** The latest migration the operator's own package ships (used as schema version when the Job does not report one). */
+/** ha-signer's schema version as its own package ships it (the number of migrations, as `migrate up` reports it); used when the Job does not report one. */
 let bundledSchemaVersion: string | undefined | null = null;
 function bundled(): string | undefined {
   if (bundledSchemaVersion === null) {
     try {
       const files = readdirSync(new URL('../../migrations/', import.meta.url)).filter((f) => /\.(sql|js|ts)$/.test(f)).sort();
-      bundledSchemaVersion = files.at(-1)?.replace(/\.(sql|js|ts)$/, '');
+      bundledSchemaVersion = files.length > 0 ? String(files.length) : undefined;
     } catch {
       bundledSchemaVersion = undefined;
     }

@@ -27,7 +27,7 @@ describe('conditions', () => {
   });
 
   it('reads a schema version from the migrate Job termination message', () => {
-    expect(schemaVersionFromMessage('{"msg":"migrate up done","schemaVersion":"1700000000002_ha-signer-protection"}')).toBe('1700000000002_ha-signer-protection');
+    expect(schemaVersionFromMessage('{"msg":"migrate up done","schemaVersion":"2"}')).toBe('2');
     expect(schemaVersionFromMessage('schemaVersion=42')).toBe('42');
     expect(schemaVersionFromMessage('nothing')).toBeUndefined();
     expect(schemaVersionFromMessage(undefined)).toBeUndefined();
