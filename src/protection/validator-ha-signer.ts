@@ -6,6 +6,7 @@
 import { type ResolvedSignerConfig, type ValidatorHASignerConfig, resolveSignerConfig } from './config.js';
 import type { PostgresSlashingProtectionDatabase } from './db.js';
 import { SigningLockLostError } from './errors.js';
+import { withTimeout } from './timeout.js';
 import { silentLogger } from './logger.js';
 import { SlashingProtectionService } from './slashing-protection-service.js';
 import { type CheckAndRecordParams, type HexLike, type Logger, type ProtectionObserver, type SigningContext, isProtectedDutyType } from './types.js';
@@ -29,30 +30,6 @@ export class SignerStoppedError extends Error {
     super('the HA signer is stopping and takes no new duties');
     this.name = 'SignerStoppedError';
   }
-}
-
-function withTimeout<T>(run: () => Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(onTimeout()), timeoutMs);
-    let pending: Promise<T>;
-    try {
-      pending = run();
-    } catch (error) {
-      clearTimeout(timer);
-      reject(error);
-      return;
-    }
-    Promise.resolve(pending).then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }
 
 export class ValidatorHASigner {

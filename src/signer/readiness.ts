@@ -4,6 +4,7 @@
  * not need to, because every signing attempt fails on its own until the database is back.
  */
 import { AZTEC_SCHEMA_VERSION, HA_SIGNER_SCHEMA_VERSION, type PostgresSlashingProtectionDatabase, type QueryablePool } from '../protection/index.js';
+import { withTimeout } from '../protection/timeout.js';
 
 export interface ReadinessReport {
   ready: boolean;
@@ -20,22 +21,6 @@ export interface ReadinessSources {
 }
 
 const CHECK_TIMEOUT_MS = 2_000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
-}
 
 export class ReadinessMonitor {
   private sources: ReadinessSources | undefined;
@@ -104,12 +89,13 @@ export class ReadinessMonitor {
       if (!checks.keys) reasons.push('no validator keys loaded');
       try {
         const [aztec, ours, bound] = await withTimeout(
-          Promise.all([
+          () => Promise.all([
             sources.pool.query<{ version: number }>('SELECT version FROM schema_version ORDER BY version DESC LIMIT 1').then((r) => r.rows[0]?.version),
             sources.db.schemaVersion(),
             sources.db.boundRollup(),
           ]),
           CHECK_TIMEOUT_MS,
+          () => new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`),
         );
         checks.database = true;
         checks.schema = aztec === AZTEC_SCHEMA_VERSION && ours === HA_SIGNER_SCHEMA_VERSION;

@@ -12,7 +12,7 @@ import {
   runMigrations,
 } from '../../src/protection/index.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { ROLLUP, VALIDATOR, attestation, blockProposal, fakeSignature, hash, migratedDatabase, sql, startSigner, stopAllSigners } from '../support/protection.js';
+import { ROLLUP, VALIDATOR, attestation, gatedSignFn, blockProposal, fakeSignature, hash, migratedDatabase, sql, startSigner, stopAllSigners } from '../support/protection.js';
 
 afterEach(stopAllSigners);
 
@@ -150,17 +150,11 @@ describe('rule 2: leases in database time let any node take over a dead holder',
     const url = await migratedDatabase();
     const a = await startSigner(url, { nodeId: 'a', maxStuckDutiesAgeMs: 1_000, signingOperationTimeoutMs: 10_000 });
     const b = await startSigner(url, { nodeId: 'b', maxStuckDutiesAgeMs: 1_000, signingTimeoutMs: 200 });
-    let releaseA!: () => void;
-    const aSigning = new Promise<void>((resolve) => (releaseA = resolve));
-    let aEntered!: () => void;
-    const aInside = new Promise<void>((resolve) => (aEntered = resolve));
+    const holder = gatedSignFn(() => fakeSignature(1));
+    const releaseA = holder.release;
     // The lease is 1 s, so a's signing timeout is clamped to 500 ms: a gives up and releases first.
-    const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => {
-      aEntered();
-      await aSigning;
-      return fakeSignature(1);
-    });
-    await aInside;
+    const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), holder.signFn);
+    await holder.entered;
     await expect(aAttempt).rejects.toBeInstanceOf(SigningTimeoutError);
     releaseA();
     await expect(b.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).resolves.toBe(fakeSignature(2));
@@ -188,16 +182,10 @@ describe('rule 2: leases in database time let any node take over a dead holder',
     const url = await migratedDatabase();
     const a = await startSigner(url, { nodeId: 'a' });
     const b = await startSigner(url, { nodeId: 'b', signingTimeoutMs: 300 });
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => {
-      entered();
-      await gate;
-      return fakeSignature(1);
-    });
-    await inside;
+    const holder = gatedSignFn(() => fakeSignature(1));
+    const release = holder.release;
+    const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), holder.signFn);
+    await holder.entered;
     await expect(b.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).rejects.toMatchObject({ name: 'DutyAlreadySignedError', signedByNode: 'unknown (timeout)' });
     release();
     await expect(aAttempt).resolves.toBe(fakeSignature(1));
@@ -209,16 +197,10 @@ describe('rule 5: waiters are woken by LISTEN/NOTIFY, not by polling', () => {
     const url = await migratedDatabase();
     const a = await startSigner(url, { nodeId: 'a' });
     const b = await startSigner(url, { nodeId: 'b', pollingIntervalMs: 10_000, signingTimeoutMs: 20_000 });
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => {
-      entered();
-      await gate;
-      return fakeSignature(1);
-    });
-    await inside;
+    const holder = gatedSignFn(() => fakeSignature(1));
+    const release = holder.release;
+    const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), holder.signFn);
+    await holder.entered;
     let learnedAt = 0;
     const bAttempt = b.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(2)).catch((error: unknown) => {
       learnedAt = performance.now();
@@ -238,16 +220,12 @@ describe('rule 5: waiters are woken by LISTEN/NOTIFY, not by polling', () => {
     const url = await migratedDatabase();
     const a = await startSigner(url, { nodeId: 'a' });
     const b = await startSigner(url, { nodeId: 'b', pollingIntervalMs: 10_000, signingTimeoutMs: 20_000 });
-    let fail!: () => void;
-    const gate = new Promise<void>((resolve) => (fail = resolve));
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => {
-      entered();
-      await gate;
+    const holder = gatedSignFn(() => {
       throw new Error('remote signer failed');
     });
-    await inside;
+    const fail = holder.release;
+    const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), holder.signFn);
+    await holder.entered;
     const bAttempt = b.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(2));
     await sleep(200);
     const failedAt = performance.now();
@@ -298,16 +276,10 @@ describe('notification connection loss', () => {
     const a = await startSigner(url, { nodeId: 'a' });
     const b = await startSigner(url, { nodeId: 'b', pollingIntervalMs: 50, signingTimeoutMs: 10_000 });
     await sql(url, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ha-signer-listen' AND datname = current_database()`);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => {
-      entered();
-      await gate;
-      return fakeSignature(1);
-    });
-    await inside;
+    const holder = gatedSignFn(() => fakeSignature(1));
+    const release = holder.release;
+    const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), holder.signFn);
+    await holder.entered;
     const bAttempt = b.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(2));
     await sleep(100);
     release();

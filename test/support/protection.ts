@@ -58,3 +58,23 @@ export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(datab
 export const blockProposal = (slot: number | bigint, index = 0) =>
   ({ dutyType: 'BLOCK_PROPOSAL', slot: BigInt(slot), blockNumber: BigInt(slot) * 2n, blockIndexWithinCheckpoint: index }) as const;
 export const attestation = (slot: number | bigint) => ({ dutyType: 'ATTESTATION', slot: BigInt(slot), blockNumber: 7n }) as const;
+
+/**
+ * A signFn that blocks inside the signing step until released: `entered` resolves once signing has started,
+ * `release()` lets it finish with `outcome()` (return a signature, or throw).
+ */
+export function gatedSignFn<T>(outcome: () => T | Promise<T>): { signFn: () => Promise<T>; entered: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let enter!: () => void;
+  const entered = new Promise<void>((resolve) => (enter = resolve));
+  return {
+    signFn: async () => {
+      enter();
+      await gate;
+      return await outcome();
+    },
+    entered,
+    release,
+  };
+}
