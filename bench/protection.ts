@@ -160,9 +160,9 @@ try {
   }
   const pick = (impl: string, nodes: number, concurrency: number) => results.find((r) => r.impl === impl && r.nodes === nodes && r.concurrency === concurrency && r.signer === 'no-op')!;
   console.log('\nratios (ha-signer vs the published package, same run):');
-  console.log(`  uncontested p50 at concurrency 1: ${(pick('aztec', 1, 1).p50 / pick('ha-signer', 1, 1).p50).toFixed(2)}x lower`);
-  console.log(`  throughput at concurrency 32:     ${(pick('ha-signer', 1, 32).dutiesPerSecond / pick('aztec', 1, 32).dutiesPerSecond).toFixed(2)}x higher`);
-  console.log(`  losers learn p99 (3 nodes, c=1):  ${(pick('aztec', 3, 1).loserP99 / pick('ha-signer', 3, 1).loserP99).toFixed(1)}x sooner`);
+  console.log(`  uncontested p50 at concurrency 1, package / ha-signer: ${(pick('aztec', 1, 1).p50 / pick('ha-signer', 1, 1).p50).toFixed(2)} (above 1: ha-signer faster)`);
+  console.log(`  throughput at concurrency 32, ha-signer / package:    ${(pick('ha-signer', 1, 32).dutiesPerSecond / pick('aztec', 1, 32).dutiesPerSecond).toFixed(2)}`);
+  console.log(`  losers learn p99 (3 nodes, c=1), package / ha-signer: ${(pick('aztec', 3, 1).loserP99 / pick('ha-signer', 3, 1).loserP99).toFixed(1)}`);
 } finally {
   await server.stop();
 }

@@ -68,7 +68,7 @@ export interface PostgresDatabaseOptions {
   leaseMs?: number;
   /** Largest number of duties one claim or record statement carries. */
   maxBatchSize?: number;
-  /** Statements of each kind in flight at once. */
+  /** Statements of each kind in flight at once (default 1: measured best, larger batches share one commit flush). */
   maxInFlight?: number;
   /** LISTEN connection settings; default: the pool's options. Set false to poll only. */
   notifications?: pg.ClientConfig | false;
@@ -168,7 +168,7 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
     this.logger = options.logger ?? silentLogger;
     this.leaseMs = options.leaseMs ?? DEFAULT_MAX_STUCK_DUTIES_AGE_MS;
     const maxBatch = options.maxBatchSize ?? 256;
-    const maxInFlight = options.maxInFlight ?? 2;
+    const maxInFlight = options.maxInFlight ?? 1;
     this.claims = new Coalescer((batch) => this.claimBatch(batch), maxBatch, maxInFlight);
     this.records = new Coalescer((batch) => this.recordBatch(batch), maxBatch, maxInFlight);
     // A pool without an error listener crashes the process when PostgreSQL restarts (aztec-packages#24556).
