@@ -193,6 +193,15 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
    * applied. Says which command to run when the schema is missing or old. Also starts the LISTEN connection.
    */
   async initialize(): Promise<void> {
+    await this.verifySchema();
+    await this.notifications?.start();
+  }
+
+  /**
+   * The schema checks of initialize(), without side effects (for readiness probes): throws SchemaVersionError
+   * when the schema is missing, old or unknown, DatabaseUnavailableError when the database cannot be asked.
+   */
+  async verifySchema(): Promise<void> {
     const migrateHint = 'run `ha-signer migrate up --database-url <url>`';
     let aztecVersion: number | undefined;
     let applied: string[];
@@ -228,7 +237,6 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
         `Database ha-signer schema version ${applied.length} is older than ${HA_SIGNER_SCHEMA_VERSION} (missing ${missing.join(', ')}); ${migrateHint}`,
       );
     }
-    await this.notifications?.start();
   }
 
   /** The schema version of ha-signer's own migrations that this database has (for status and readiness). */

@@ -3,7 +3,7 @@
  * keys are loaded. A wrong schema or binding also blocks signing (fail closed); a merely unreachable database does
  * not need to, because every signing attempt fails on its own until the database is back.
  */
-import { AZTEC_SCHEMA_VERSION, HA_SIGNER_SCHEMA_VERSION, type PostgresSlashingProtectionDatabase, type QueryablePool } from '../protection/index.js';
+import { DatabaseUnavailableError, type PostgresSlashingProtectionDatabase, SchemaVersionError } from '../protection/index.js';
 import { withTimeout } from '../protection/timeout.js';
 
 export interface ReadinessReport {
@@ -14,7 +14,6 @@ export interface ReadinessReport {
 }
 
 export interface ReadinessSources {
-  pool: QueryablePool;
   db: PostgresSlashingProtectionDatabase;
   rollupAddress: string;
   keyCount: () => number;
@@ -88,26 +87,23 @@ export class ReadinessMonitor {
       checks.keys = sources.keyCount() > 0;
       if (!checks.keys) reasons.push('no validator keys loaded');
       try {
-        const [aztec, ours, bound] = await withTimeout(
-          () => Promise.all([
-            sources.pool.query<{ version: number }>('SELECT version FROM schema_version ORDER BY version DESC LIMIT 1').then((r) => r.rows[0]?.version),
-            sources.db.schemaVersion(),
-            sources.db.boundRollup(),
-          ]),
+        const bound = await withTimeout(
+          async () => {
+            await sources.db.verifySchema();
+            return await sources.db.boundRollup();
+          },
           CHECK_TIMEOUT_MS,
-          () => new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`),
+          () => new DatabaseUnavailableError(`no answer within ${CHECK_TIMEOUT_MS} ms`),
         );
         checks.database = true;
-        checks.schema = aztec === AZTEC_SCHEMA_VERSION && ours === HA_SIGNER_SCHEMA_VERSION;
-        if (!checks.schema) reasons.push(`schema version mismatch: database has ${aztec ?? 'none'}/${ours}, this release needs ${AZTEC_SCHEMA_VERSION}/${HA_SIGNER_SCHEMA_VERSION}`);
+        checks.schema = true;
         checks.rollupBinding = bound === sources.rollupAddress;
         if (!checks.rollupBinding) reasons.push(`database is bound to rollup ${bound ?? '(none)'}, this signer serves ${sources.rollupAddress}`);
       } catch (error) {
-        const code = (error as { code?: string }).code;
-        // A missing table means the schema is gone (migrated down), not that the server is unreachable.
-        if (code === '42P01') {
+        // A wrong or missing schema is an answer from a reachable database; anything else means unreachable.
+        if (error instanceof SchemaVersionError) {
           checks.database = true;
-          reasons.push(`schema missing: ${(error as Error).message}`);
+          reasons.push(error.message);
         } else reasons.push(`database unreachable: ${(error as Error).message}`);
       }
     }

@@ -121,7 +121,7 @@ export async function serveCommand(args: string[]): Promise<void> {
         throw error;
       }
       metrics.setPoolSource(created.db);
-      readiness.attach({ pool, db: created.db, rollupAddress: resolved.rollupAddress, keyCount: () => backend.addresses().length });
+      readiness.attach({ db: created.db, rollupAddress: resolved.rollupAddress, keyCount: () => backend.addresses().length });
       signer = created.signer;
       if (stopping) await created.signer.stop();
       break;
