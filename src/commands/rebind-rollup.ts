@@ -1,0 +1,23 @@
+/** `ha-signer rebind-rollup`: moves a database's rollup binding after a rollup upgrade, keeping the history. */
+import { ENV, rebindRollup } from '../protection/index.js';
+import { type Command, UsageError, databaseUrlFrom, parseFlags } from './common.js';
+
+const USAGE = `Usage: ha-signer rebind-rollup --from 0xOLD --to 0xNEW [--database-url URL]
+
+Changes the rollup a protection database is bound to (after a rollup upgrade); the signing history is kept.
+  --from 0x..               the rollup address the database is bound to now (required)
+  --to 0x..                 the new rollup address (required)
+  --database-url URL        [${ENV.databaseUrl}] PostgreSQL of the protection database (required)
+  -h, --help                this text`;
+
+const OPTIONS = { 'database-url': { type: 'string' }, from: { type: 'string' }, to: { type: 'string' } } as const;
+
+async function run(args: string[]): Promise<void> {
+  const { values } = parseFlags('rebind-rollup', args, OPTIONS);
+  if (!values.from) throw new UsageError('rebind-rollup needs --from <the rollup address the database is bound to>');
+  if (!values.to) throw new UsageError('rebind-rollup needs --to <the new rollup address>');
+  await rebindRollup(databaseUrlFrom(values['database-url']), values.from, values.to);
+  console.log(JSON.stringify({ msg: 'rollup binding changed', from: values.from.toLowerCase(), to: values.to.toLowerCase() }));
+}
+
+export const command: Command = { usage: () => USAGE, run };
