@@ -17,7 +17,7 @@ import { OperatorMetrics, startHealthServer } from './metrics.js';
 export const DEFAULT_IMAGE_ENV = 'HA_SIGNER_OPERATOR_IMAGE';
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
-const USAGE = `ha-signer operator: reconciles ValidatorHASigner resources (ha-signer.dev/v1alpha1)
+export const OPERATOR_USAGE = `ha-signer operator: reconciles ValidatorHASigner resources (ha-signer.dev/v1alpha1)
 
 Options (environment variable in brackets):
   --kubeconfig PATH                 kubeconfig file [KUBECONFIG]; default in-cluster configuration
@@ -249,7 +249,7 @@ export async function startOperator(cfg: OperatorConfig): Promise<RunningOperato
 
 export async function operatorCommand(args: string[]): Promise<void> {
   const cfg = parseOperatorArgs(args);
-  if (cfg === 'help') return void console.log(USAGE);
+  if (cfg === 'help') return void console.log(OPERATOR_USAGE);
   const op = await startOperator(cfg);
   const onSignal = (sig: string) => {
     console.log(JSON.stringify({ time: new Date().toISOString(), component: 'operator', msg: `received ${sig}, shutting down` }));
