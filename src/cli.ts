@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** ha-signer: one CLI for every role of the image. Each command lives in src/commands/<command>.ts. */
-import { ConfigError, ENV } from './protection/index.js';
 import { type Command, UsageError, VERSION, wantsHelp } from './commands/common.js';
+import { LOG_ENV, LOG_LEVELS, createLogger, logLevelFromEnv, parseLogFormat, parseLogLevel } from './log.js';
+import { ConfigError, ENV } from './protection/index.js';
 
 /** Literal dynamic imports: the compiler checks every module, and a command loads only what it needs. */
 const COMMANDS = {
@@ -21,17 +22,51 @@ Usage:
   ha-signer rebind-rollup --from 0xOLD --to 0xNEW [--database-url URL]
   ha-signer serve [options]        the signer service
   ha-signer operator [options]     the Kubernetes operator
-  ha-signer demo                   the end-to-end demo (embedded PostgreSQL unless ${ENV.databaseUrl} is set)
+  ha-signer demo [options]         the end-to-end demo
   ha-signer --version | -V
-  ha-signer <command> --help       the command's usage and flags
+  ha-signer <command> --help       the command's usage and flags (also: ha-signer help <command>)
 
+Every command takes --log-level ${LOG_LEVELS.join('|')} [${LOG_ENV.level}], default info.
+Logs are JSON lines; pretty-printed on a terminal or with ${LOG_ENV.format}=pretty (json to force JSON).
 The database URL may also come from ${ENV.databaseUrl}.`;
 
 const isCommand = (name: string): name is CommandName => Object.hasOwn(COMMANDS, name);
 
+/**
+ * Takes the global --log-level flag out of the arguments (wherever it stands, before a `--`) and hands it to every
+ * logger through HA_SIGNER_LOG_LEVEL, the variable `serve` and the operator read too.
+ */
+export function extractLogLevel(argv: readonly string[], env: NodeJS.ProcessEnv): string[] {
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    if (arg === '--log-level' || arg.startsWith('--log-level=')) {
+      const value = arg === '--log-level' ? argv[++i] : arg.slice('--log-level='.length);
+      if (value === undefined || value.startsWith('-')) throw new UsageError(`--log-level needs a value: one of ${LOG_LEVELS.join(', ')}`);
+      env[LOG_ENV.level] = parseLogLevel('--log-level', value);
+      continue;
+    }
+    rest.push(arg);
+  }
+  return rest;
+}
+
+function checkLogSettings(env: NodeJS.ProcessEnv): void {
+  logLevelFromEnv(env);
+  const format = env[LOG_ENV.format];
+  if (format !== undefined && format.trim() !== '') parseLogFormat(LOG_ENV.format, format);
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  let name: string | undefined;
   try {
+    const [first, ...rest] = extractLogLevel(argv, process.env);
+    checkLogSettings(process.env); // a bad HA_SIGNER_LOG_LEVEL/FORMAT is a usage error before anything runs
+    name = first;
     switch (name) {
       case '--version':
       case '-V':
@@ -41,7 +76,8 @@ export async function main(argv: string[]): Promise<number> {
       case '--help':
       case '-h':
       case 'help':
-        console.log(USAGE);
+        if (rest[0] !== undefined && isCommand(rest[0])) console.log((await COMMANDS[rest[0]]()).usage(rest[1]));
+        else console.log(USAGE);
         return 0;
       case undefined:
         console.error(USAGE);
@@ -60,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`ha-signer: ${(error as Error).message}`);
       return 2;
     }
-    console.error(`ha-signer ${name}: ${(error as Error).message}`);
+    createLogger({ component: name ?? 'cli', destination: 'stderr' }).error({ err: error }, `${name} failed: ${(error as Error).message}`);
     return 1;
   }
 }

@@ -2,6 +2,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ENV, HA_SIGNER_SCHEMA_VERSION, runMigrations } from '../protection/index.js';
+import { createLogger } from '../log.js';
 import { type Command, UsageError, databaseUrlFrom, parseFlags } from './common.js';
 
 const USAGE = `Usage: ha-signer migrate up|down [options]
@@ -10,6 +11,7 @@ Applies (up) or reverts (down) the protection database's schema migrations. Idem
   --database-url URL        [${ENV.databaseUrl}] PostgreSQL of the protection database (required)
   --rollup-address 0x..     [${ENV.rollupAddress}] up only: bind the database to this rollup
   --count N                 down only: revert N migrations (default 1)
+  --log-level LEVEL         [HA_SIGNER_LOG_LEVEL] trace|debug|info|warn|error|fatal|silent, default info
   -h, --help                this text`;
 
 const OPTIONS = {
@@ -42,14 +44,14 @@ async function run(args: string[]): Promise<void> {
     ...(bindTo ? { rollupAddress: bindTo } : {}),
   });
   const summary = {
-    msg: `migrate ${direction} done`,
     applied,
     ...(direction === 'up' ? { schemaVersion: String(HA_SIGNER_SCHEMA_VERSION) } : {}),
     ...(bindTo ? { rollupAddress: bindTo.toLowerCase() } : {}),
   };
-  console.log(JSON.stringify(summary));
+  const msg = `migrate ${direction} done`;
+  createLogger({ component: 'migrate' }).info(summary, msg);
   // The operator reads the schema version from the Job pod's termination message.
-  if (direction === 'up') writeTerminationMessage(JSON.stringify(summary));
+  if (direction === 'up') writeTerminationMessage(JSON.stringify({ msg, ...summary }));
 }
 
 /** Writes the pod's termination message when running in a container that has one (Kubernetes creates the file). */

@@ -1,5 +1,6 @@
 /** `ha-signer rebind-rollup`: moves a database's rollup binding after a rollup upgrade, keeping the history. */
 import { ENV, rebindRollup } from '../protection/index.js';
+import { createLogger } from '../log.js';
 import { type Command, UsageError, databaseUrlFrom, parseFlags } from './common.js';
 
 const USAGE = `Usage: ha-signer rebind-rollup --from 0xOLD --to 0xNEW [--database-url URL]
@@ -8,6 +9,7 @@ Changes the rollup a protection database is bound to (after a rollup upgrade); t
   --from 0x..               the rollup address the database is bound to now (required)
   --to 0x..                 the new rollup address (required)
   --database-url URL        [${ENV.databaseUrl}] PostgreSQL of the protection database (required)
+  --log-level LEVEL         [HA_SIGNER_LOG_LEVEL] trace|debug|info|warn|error|fatal|silent, default info
   -h, --help                this text`;
 
 const OPTIONS = { 'database-url': { type: 'string' }, from: { type: 'string' }, to: { type: 'string' } } as const;
@@ -17,7 +19,7 @@ async function run(args: string[]): Promise<void> {
   if (!values.from) throw new UsageError('rebind-rollup needs --from <the rollup address the database is bound to>');
   if (!values.to) throw new UsageError('rebind-rollup needs --to <the new rollup address>');
   await rebindRollup(databaseUrlFrom(values['database-url']), values.from, values.to);
-  console.log(JSON.stringify({ msg: 'rollup binding changed', from: values.from.toLowerCase(), to: values.to.toLowerCase() }));
+  createLogger({ component: 'rebind-rollup' }).info({ from: values.from.toLowerCase(), to: values.to.toLowerCase() }, 'rollup binding changed');
 }
 
 export const command: Command = { usage: () => USAGE, run };
