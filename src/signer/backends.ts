@@ -5,7 +5,9 @@
 import type { PrivateKeyAccount } from 'viem/accounts';
 import { type Hex, type TypedDataDefinition, hashTypedData, recoverAddress, recoverMessageAddress } from 'viem';
 
-export type SigningMethod = 'personal' | 'digest';
+import type { SigningMethod } from '../wire.js';
+
+export type { SigningMethod };
 
 export interface SigningBackend {
   readonly kind: 'local-keys' | 'web3signer';

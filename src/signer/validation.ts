@@ -79,7 +79,15 @@ function blockIndex(value: unknown): number {
  * TXS bypass protection in Aztec's client, and accepting them would let any caller sign an arbitrary hash under a
  * label that skips the database.
  */
-export function parseSignRequest(validatorAddress: string, body: unknown, rollupAddress: string, nodeId: string): SignRequest {
+export interface SignRequestRules {
+  /**
+   * A Web3Signer-backed replica can sign a digest only as EIP-712 typed data (Web3Signer's eth1 API signs no bare
+   * digest), so there a digest request without typedData is refused as input, before the duty is claimed.
+   */
+  typedDataRequiredForDigest?: boolean;
+}
+
+export function parseSignRequest(validatorAddress: string, body: unknown, rollupAddress: string, nodeId: string, rules: SignRequestRules = {}): SignRequest {
   if (!isObject(body)) throw new InvalidRequestError('body', 'expected a JSON object');
   rejectUnknownFields('', body, SIGN_FIELDS);
   if (body.messageHash === undefined) throw new InvalidRequestError('messageHash', 'is required: 0x followed by 64 hex digits');
@@ -113,6 +121,12 @@ export function parseSignRequest(validatorAddress: string, body: unknown, rollup
   const duty = field(() => dutyFromContext(rollupAddress, validatorAddress, messageHash, context, nodeId));
 
   const request: SignRequest = { validatorAddress: duty.validatorAddress, messageHash, signingMethod, context, duty };
+  if (body.typedData === undefined && signingMethod === 'digest' && rules.typedDataRequiredForDigest) {
+    throw new InvalidRequestError(
+      'typedData',
+      'is required with signingMethod "digest" on this replica: its keys sit behind a Web3Signer, which signs EIP-712 typed data, not a bare digest; send the typed data whose hash is messageHash',
+    );
+  }
   if (body.typedData !== undefined) {
     if (signingMethod !== 'digest') throw new InvalidRequestError('typedData', 'is only accepted with signingMethod "digest"');
     request.typedData = parseTypedData('typedData', body.typedData);
