@@ -17,7 +17,7 @@ export interface LeaderElectionOptions {
   retryPeriodMs: number;
   /** Write an empty holder when stopping as leader, so a standby takes over at once. */
   releaseOnCancel?: boolean;
-  log?: (msg: string) => void;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface LeaseApi {
@@ -70,7 +70,7 @@ export class LeaderElector {
    */
   async acquire(signal: AbortSignal): Promise<boolean> {
     while (!signal.aborted) {
-      if (await this.tryAcquireOrRenew().catch((e: Error) => (this.opts.log?.(`leader election: ${e.message}`), false))) {
+      if (await this.tryAcquireOrRenew().catch((e: Error) => (this.opts.log?.(`leader election: ${e.message}`, { err: e }), false))) {
         this.leading = true;
         this.opts.log?.(`leader election: ${this.opts.identity} acquired lease ${this.opts.namespace}/${this.opts.name}`);
         return true;
@@ -89,7 +89,7 @@ export class LeaderElector {
     while (!signal.aborted) {
       await sleep(this.opts.retryPeriodMs, signal);
       if (signal.aborted) break;
-      const ok = await this.tryAcquireOrRenew().catch((e: Error) => (this.opts.log?.(`leader election: renew failed: ${e.message}`), false));
+      const ok = await this.tryAcquireOrRenew().catch((e: Error) => (this.opts.log?.(`leader election: renew failed: ${e.message}`, { err: e }), false));
       if (ok) lastRenew = Date.now();
       else if (Date.now() - lastRenew >= this.opts.renewDeadlineMs) {
         this.leading = false;

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
+import { type LogFn, createLogger, logFn } from '../log.js';
 import { Controller } from './controller.js';
 import { Kube } from './kube.js';
 import { LeaderElector, validateLeaderElection } from './leader.js';
@@ -160,8 +161,8 @@ export function loadKubeConfig(cfg: Pick<OperatorConfig, 'kubeconfig'>, env: Nod
   return kc;
 }
 
-function logger(identity: string) {
-  return (msg: string, fields: Record<string, unknown> = {}) => console.log(JSON.stringify({ time: new Date().toISOString(), component: 'operator', msg, ...fields }));
+function logger(): LogFn {
+  return logFn(createLogger({ component: 'operator' }));
 }
 
 export interface RunningOperator {
@@ -173,7 +174,7 @@ export interface RunningOperator {
 
 /** Starts the operator (for tests in-process; the CLI uses operatorCommand). */
 export async function startOperator(cfg: OperatorConfig): Promise<RunningOperator> {
-  const log = logger(cfg.identity);
+  const log = logger();
   const kc = loadKubeConfig(cfg);
   const kube = new Kube(kc);
   const metrics = new OperatorMetrics();
@@ -194,7 +195,7 @@ export async function startOperator(cfg: OperatorConfig): Promise<RunningOperato
         leaseDurationMs: cfg.leaseDurationMs,
         renewDeadlineMs: cfg.renewDeadlineMs,
         retryPeriodMs: cfg.retryPeriodMs,
-        log: (m) => log(m),
+        log,
       })
     : undefined;
   let controllerStarted = false;
@@ -252,7 +253,7 @@ export async function operatorCommand(args: string[]): Promise<void> {
   if (cfg === 'help') return void console.log(OPERATOR_USAGE);
   const op = await startOperator(cfg);
   const onSignal = (sig: string) => {
-    console.log(JSON.stringify({ time: new Date().toISOString(), component: 'operator', msg: `received ${sig}, shutting down` }));
+    logger()(`received ${sig}, shutting down`);
     void op.stop();
   };
   process.once('SIGTERM', () => onSignal('SIGTERM'));
