@@ -11,6 +11,7 @@ import {
   resolveSignerConfig,
   type ValidatorHASigner,
 } from '../protection/index.js';
+import { createLogger } from '../log.js';
 import { authenticatorFromConfig } from './auth.js';
 import { LocalKeyBackend, type SigningBackend, Web3SignerBackend } from './backends.js';
 import { SERVE_USAGE, applyServeFlags, serveConfigFromEnv } from './config.js';
@@ -64,6 +65,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     nodeId: resolved.nodeId,
     jsonRpcEnabled: config.jsonRpcEnabled,
     logLevel: config.logLevel,
+    logger: createLogger({ component: 'signer', level: config.logLevel }),
   });
   app.log.info(
     {
@@ -100,7 +102,7 @@ export async function serveCommand(args: string[]): Promise<void> {
       await signer?.stop(); // waits for duties still in flight, stops cleanup, closes the pool
       app.log.info('stopped');
     } catch (error) {
-      app.log.error({ err: (error as Error).message }, 'error during shutdown');
+      app.log.error({ err: error }, 'error during shutdown');
       process.exitCode = 1;
     }
     resolveDone();
@@ -128,14 +130,14 @@ export async function serveCommand(args: string[]): Promise<void> {
     } catch (error) {
       await pool.end().catch(() => {});
       if (error instanceof RollupBindingError || error instanceof ConfigError) {
-        app.log.fatal({ err: error.message }, 'refusing to start');
+        app.log.fatal({ err: error }, 'refusing to start');
         stopping = true;
         await app.close();
         throw error;
       }
       const reason = `protection database not usable yet: ${(error as Error).message}`;
       readiness.setStartupProblem(reason);
-      app.log.warn({ attempt, err: (error as Error).message }, 'protection database not usable yet; retrying');
+      app.log.warn({ attempt, err: error }, 'protection database not usable yet; retrying');
       await sleep(Math.min(STARTUP_RETRY_MAX_MS, 250 * 2 ** Math.min(attempt, 5)));
     }
   }
