@@ -9,8 +9,9 @@
  */
 import { DutyAlreadySignedError, SlashingProtectionError } from '../protection/errors.js';
 import type { DutyType, HexLike, SigningContext } from '../protection/types.js';
+import { API_PATHS, type DutyAlreadySignedBody, type ErrorBody, type SignAnswer, type SignRequestBody, type SigningMethod, type SlashingProtectionBody, type ValidatorsAnswer } from '../wire.js';
 
-export type SigningMethod = 'personal' | 'digest';
+export type { SigningMethod };
 
 export interface RemoteHASignerOptions {
   /** Base URLs of signer replicas (e.g. http://ha-signer-0.ha-signer:8080), tried in this order. */
@@ -61,17 +62,8 @@ export class RemoteSignerError extends Error {
   }
 }
 
-interface ErrorBody {
-  error?: string;
-  message?: string;
-  slot?: string;
-  dutyType?: DutyType;
-  blockIndexWithinCheckpoint?: number;
-  signedByNode?: string;
-  signature?: string | null;
-  existingMessageHash?: string;
-  attemptedMessageHash?: string;
-}
+/** Any error body, with the fields of each kind optional (the server's answer is read defensively). */
+type AnyErrorBody = Partial<Omit<DutyAlreadySignedBody, 'error'> & Omit<SlashingProtectionBody, 'error'>> & { error?: ErrorBody['error']; message?: string };
 
 const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
 
@@ -84,7 +76,8 @@ export function isConnectionError(error: unknown): boolean {
   return false;
 }
 
-function jsonSafe(value: unknown): unknown {
+/** Slot and block numbers as the wire carries them: bigints as decimal strings. */
+function jsonSafe(value: number | bigint): string | number {
   return typeof value === 'bigint' ? value.toString() : value;
 }
 
@@ -130,7 +123,7 @@ export class RemoteHASigner {
 
   /** Like signWithProtection, and tells which replica (nodeId, endpoint) answered. */
   async sign(validatorAddress: HexLike, messageHash: HexLike, context: SigningContext, options: SignOptions = {}): Promise<SignResult> {
-    const body = JSON.stringify({
+    const request: SignRequestBody = {
       messageHash: String(messageHash),
       signingMethod: options.signingMethod ?? this.options.signingMethod ?? 'personal',
       context: {
@@ -141,15 +134,16 @@ export class RemoteHASigner {
         ...(context.blockIndexWithinCheckpoint !== undefined ? { blockIndexWithinCheckpoint: context.blockIndexWithinCheckpoint } : {}),
       },
       ...(options.typedData !== undefined ? { typedData: options.typedData } : {}),
-    });
-    const path = `/v1/validators/${encodeURIComponent(String(validatorAddress))}/sign`;
+    };
+    const body = JSON.stringify(request);
+    const path = API_PATHS.sign(String(validatorAddress));
     let retried = false;
     const { status, json, endpoint } = await this.request('POST', path, body, options.signal, () => (retried = true));
     if (status === 200) {
-      const ok = json as { signature: `0x${string}`; nodeId: string };
+      const ok = json as SignAnswer;
       return { signature: ok.signature, nodeId: ok.nodeId, endpoint };
     }
-    const error = json as ErrorBody;
+    const error = json as AnyErrorBody;
     if (status === 409 && error.error === 'DutyAlreadySigned') {
       const signature = typeof error.signature === 'string' ? error.signature : undefined;
       if (retried && signature && (this.options.recoverSignatureAfterRetry ?? true)) {
@@ -173,9 +167,9 @@ export class RemoteHASigner {
 
   /** Addresses the service lets this caller use. */
   async validators(): Promise<string[]> {
-    const { status, json, endpoint } = await this.request('GET', '/v1/validators');
-    if (status !== 200) throw new RemoteSignerError(`${endpoint}: HTTP ${status}`, status, (json as ErrorBody).error, endpoint);
-    return (json as { validators: string[] }).validators;
+    const { status, json, endpoint } = await this.request('GET', API_PATHS.validators);
+    if (status !== 200) throw new RemoteSignerError(`${endpoint}: HTTP ${status}`, status, (json as AnyErrorBody).error, endpoint);
+    return (json as ValidatorsAnswer).validators;
   }
 
   private async headers(hasBody: boolean): Promise<Record<string, string>> {
@@ -222,7 +216,7 @@ export class RemoteHASigner {
           throw new RemoteSignerError(`${endpoint}: HTTP ${response.status} without a JSON body`, response.status, undefined, endpoint, { cause: error });
         }
         if (response.status === 503) {
-          lastError = new RemoteSignerError(`${endpoint}: HTTP 503 ${(json as ErrorBody).message ?? ''}`, 503, (json as ErrorBody).error, endpoint);
+          lastError = new RemoteSignerError(`${endpoint}: HTTP 503 ${(json as AnyErrorBody).message ?? ''}`, 503, (json as AnyErrorBody).error, endpoint);
           this.options.onFailover?.({ endpoint, reason: 'HTTP 503' });
           continue;
         }

@@ -6,26 +6,14 @@
 import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, type CreateHASignerConfig, ENV, configFromEnv, parseBoolean, parseInteger, resolveSignerConfig } from '../protection/index.js';
+import { POD_NAME_ENV, POD_PATHS, PROTECTION_ENV as ENV, SIGNER_ENV, SIGNER_PORT } from '../contract.js';
+import { ConfigError, type CreateHASignerConfig, configFromEnv, parseBoolean, parseInteger, resolveSignerConfig } from '../protection/index.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export const SIGNER_ENV = {
-  fsRoot: 'HA_SIGNER_FS_ROOT',
-  listenHost: 'HA_SIGNER_LISTEN_HOST',
-  port: 'HA_SIGNER_PORT',
-  keysDir: 'HA_SIGNER_KEYS_DIR',
-  keystorePasswordFile: 'HA_SIGNER_KEYSTORE_PASSWORD_FILE',
-  keystorePassword: 'HA_SIGNER_KEYSTORE_PASSWORD',
-  web3SignerUrl: 'HA_SIGNER_WEB3SIGNER_URL',
-  authDisabled: 'HA_SIGNER_AUTH_DISABLED',
-  authTokensFile: 'HA_SIGNER_AUTH_TOKENS_FILE',
-  authServiceAccountsFile: 'HA_SIGNER_AUTH_SERVICE_ACCOUNTS_FILE',
-  jsonRpcEnabled: 'HA_SIGNER_JSONRPC_ENABLED',
-  logLevel: 'HA_SIGNER_LOG_LEVEL',
-} as const;
+export { SIGNER_ENV };
 
-export const DEFAULT_KEYS_DIR = '/var/run/ha-signer/keys';
+export const DEFAULT_KEYS_DIR = POD_PATHS.keysDir;
 /** Sign requests are a few hundred bytes; typed data for votes a few KiB. Anything larger is refused with 413. */
 export const BODY_LIMIT_BYTES = 16 * 1024;
 /**
@@ -78,9 +66,9 @@ export const SERVE_USAGE = `Usage: ha-signer serve [options]
 Serves the signing API with slashing protection. Every option can also be set by the variable in brackets.
   --database-url URL               [${ENV.databaseUrl}] PostgreSQL of the protection database (required)
   --rollup-address 0x..            [${ENV.rollupAddress}] rollup whose duties are protected (required)
-  --node-id ID                     [${ENV.nodeId}] default: POD_NAME, then the hostname
+  --node-id ID                     [${ENV.nodeId}] default: ${POD_NAME_ENV}, then the hostname
   --listen-host HOST               [${SIGNER_ENV.listenHost}] default 0.0.0.0
-  --port PORT                      [${SIGNER_ENV.port}] default 8080
+  --port PORT                      [${SIGNER_ENV.port}] default ${SIGNER_PORT}
   --keys-dir DIR                   [${SIGNER_ENV.keysDir}] default ${DEFAULT_KEYS_DIR}
   --keystore-password-file FILE    [${SIGNER_ENV.keystorePasswordFile}] (or ${SIGNER_ENV.keystorePassword})
   --web3signer-url URL             [${SIGNER_ENV.web3SignerUrl}] sign through a Web3Signer-compatible signer
@@ -134,7 +122,7 @@ function flagAndVariable(variable: string): string {
 export function serveConfigFromEnv(env: Env): ServeConfig {
   const protectionEnv: Record<string, string | undefined> = { ...env };
   // Without an explicit node id, Kubernetes' pod name is unique per replica; the hostname is the last resort.
-  if (nonEmpty(env, ENV.nodeId) === undefined) protectionEnv[ENV.nodeId] = nonEmpty(env, 'POD_NAME') ?? hostname();
+  if (nonEmpty(env, ENV.nodeId) === undefined) protectionEnv[ENV.nodeId] = nonEmpty(env, POD_NAME_ENV) ?? hostname();
   const protection = configFromEnv(protectionEnv);
   if (nonEmpty(env, ENV.haSigningEnabled) !== undefined && !protection.haSigningEnabled) {
     throw new ConfigError(ENV.haSigningEnabled, 'ha-signer serve always protects duties; unset it or set it to true');
@@ -156,7 +144,7 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
 
   const listenHost = nonEmpty(env, SIGNER_ENV.listenHost) ?? '0.0.0.0';
   const portRaw = nonEmpty(env, SIGNER_ENV.port);
-  const port = portRaw === undefined ? 8080 : parseInteger(flagAndVariable(SIGNER_ENV.port), portRaw, 0, 65_535);
+  const port = portRaw === undefined ? SIGNER_PORT : parseInteger(flagAndVariable(SIGNER_ENV.port), portRaw, 0, 65_535);
 
   let web3SignerUrl: string | undefined = nonEmpty(env, SIGNER_ENV.web3SignerUrl);
   if (web3SignerUrl !== undefined) {

@@ -1,0 +1,54 @@
+/**
+ * The runtime contract: names the image, the signer (`ha-signer serve`), the operator's pod builders, the test
+ * kubelet and the docs (docs/runtime-contract.md) must agree on. Change a name here and every user follows; a test
+ * (test/signer/contract.test.ts) checks that the env the operator puts on signer pods is accepted by serve.
+ */
+
+/** The protection core's settings (VALIDATOR_HA_*), as Aztec's @aztec/validator-ha-signer names them. */
+export { ENV as PROTECTION_ENV } from './protection/config.js';
+
+/** `ha-signer serve` settings. */
+export const SIGNER_ENV = {
+  fsRoot: 'HA_SIGNER_FS_ROOT',
+  listenHost: 'HA_SIGNER_LISTEN_HOST',
+  port: 'HA_SIGNER_PORT',
+  keysDir: 'HA_SIGNER_KEYS_DIR',
+  keystorePasswordFile: 'HA_SIGNER_KEYSTORE_PASSWORD_FILE',
+  keystorePassword: 'HA_SIGNER_KEYSTORE_PASSWORD',
+  web3SignerUrl: 'HA_SIGNER_WEB3SIGNER_URL',
+  authDisabled: 'HA_SIGNER_AUTH_DISABLED',
+  authTokensFile: 'HA_SIGNER_AUTH_TOKENS_FILE',
+  authServiceAccountsFile: 'HA_SIGNER_AUTH_SERVICE_ACCOUNTS_FILE',
+  jsonRpcEnabled: 'HA_SIGNER_JSONRPC_ENABLED',
+  /** Stock Aztec nodes allowed on the protected JSON-RPC (docs/aztec-nodes.md); re-read live. */
+  jsonRpcClientsFile: 'HA_SIGNER_JSONRPC_CLIENTS_FILE',
+  logLevel: 'HA_SIGNER_LOG_LEVEL',
+} as const;
+
+/** Set by Kubernetes (downward API) on signer pods: the default node id. */
+export const POD_NAME_ENV = 'POD_NAME';
+
+/** `ha-signer operator` settings. */
+export const OPERATOR_ENV = {
+  port: 'HA_SIGNER_OPERATOR_PORT',
+  image: 'HA_SIGNER_OPERATOR_IMAGE',
+} as const;
+
+/** Where the operator mounts things in signer pods, and the signer's defaults for them. */
+export const POD_PATHS = {
+  keysDir: '/var/run/ha-signer/keys',
+  authDir: '/var/run/ha-signer/auth',
+  tokensFile: '/var/run/ha-signer/auth/tokens.json',
+  serviceAccountsFile: '/var/run/ha-signer/auth/service-accounts.json',
+  jsonRpcClientsFile: '/var/run/ha-signer/auth/jsonrpc-clients.json',
+  keystorePasswordDir: '/var/run/ha-signer/keystore-password',
+  keystorePasswordFile: '/var/run/ha-signer/keystore-password/password',
+  tmp: '/tmp',
+  /** Kubernetes' ServiceAccount files (read under HA_SIGNER_FS_ROOT). */
+  serviceAccountDir: '/var/run/secrets/kubernetes.io/serviceaccount',
+} as const;
+
+/** Signer HTTP port: API, JSON-RPC, /livez, /readyz, /metrics. */
+export const SIGNER_PORT = 8080;
+/** Operator health and metrics port. */
+export const OPERATOR_PORT = 8081;
