@@ -22,7 +22,8 @@ describe.skipIf(!helm)('Helm chart', () => {
 
   it('renders the operator Deployment with the contract env, restricted security and probes', () => {
     const objs = template();
-    expect(objs.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    // Also the CRD, the view/edit ClusterRoles and the hooks (helm test pod, pre-delete Job and its RBAC): see test/chart/.
+    expect([...new Set(objs.map((o) => o.kind))].sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Job', 'Pod', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
     const d = objs.find((o) => o.kind === 'Deployment') as k8s.V1Deployment;
     const c = d.spec!.template.spec!.containers[0]!;
     expect(c.image).toBe('ghcr.io/ha-signer/ha-signer:0.1.0');
