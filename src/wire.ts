@@ -96,6 +96,11 @@ export interface UnavailableBody {
   error: 'Unavailable';
   message: string;
   reason: UnavailableReason | string;
+  /** DutyInProgress only: the duty, and the node that still holds it. Retry later (or at another replica). */
+  slot?: string;
+  dutyType?: string;
+  blockIndexWithinCheckpoint?: number;
+  heldByNode?: string;
 }
 
 export interface PlainErrorBody {

@@ -5,7 +5,9 @@
  * Failover and retries: a request that fails to connect (or whose connection drops before an answer) is retried on
  * the next endpoint. That is safe because the service is idempotent per duty: a repeat with the same hash either
  * signs once or answers DutyAlreadySigned with the stored signature. A 503 (replica without its database, or shutting
- * down) also moves on to the next endpoint. Every other answer is final; timeouts are not retried.
+ * down, or a duty still held by another node) also moves on to the next endpoint, and so does a request that got no
+ * answer within timeoutMs (a hung replica or a hung database behind it): a repeat of the same duty and hash at
+ * another replica signs once or gets the stored signature. Every other answer is final.
  */
 import { DutyAlreadySignedError, SlashingProtectionError } from '../protection/errors.js';
 import type { DutyType, HexLike, SigningContext } from '../protection/types.js';
@@ -18,7 +20,10 @@ export interface RemoteHASignerOptions {
   endpoints: string[];
   /** Bearer token (a configured token, or a ServiceAccount token). A function is re-read on every call. */
   token?: string | (() => string | Promise<string>);
-  /** Per-request timeout; must exceed the service's signing timeout (VALIDATOR_HA_SIGNING_TIMEOUT_MS, 3 s). */
+  /**
+   * Per-request timeout, after which the request is repeated at the next endpoint; must exceed the service's signing
+   * timeout (VALIDATOR_HA_SIGNING_TIMEOUT_MS, 3 s) plus the key backend's time.
+   */
   timeoutMs?: number;
   /** Passes over the whole endpoint list before giving up on connection errors. */
   maxRounds?: number;
@@ -67,7 +72,7 @@ type AnyErrorBody = Partial<Omit<DutyAlreadySignedBody, 'error'> & Omit<Slashing
 
 const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
 
-/** True for failures before any HTTP answer arrived: refused, reset, DNS. Not for timeouts. */
+/** True for failures before any HTTP answer arrived: refused, reset, DNS. Timeouts are told apart by name (TimeoutError). */
 export function isConnectionError(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
@@ -180,6 +185,11 @@ export class RemoteHASigner {
     return headers;
   }
 
+  /** Our per-request timeout fired (the caller's own abort signal is not a reason to try elsewhere). */
+  private isOwnTimeout(error: unknown, signal: AbortSignal | undefined): boolean {
+    return (error as Error)?.name === 'TimeoutError' && signal?.aborted !== true;
+  }
+
   private async request(method: string, path: string, body?: string, signal?: AbortSignal, onRetry?: () => void): Promise<{ status: number; json: unknown; endpoint: string }> {
     const headers = await this.headers(body !== undefined);
     let lastError: unknown;
@@ -195,11 +205,12 @@ export class RemoteHASigner {
           const timeout = AbortSignal.timeout(this.timeoutMs);
           response = await fetch(`${endpoint}${path}`, { method, headers, ...(body !== undefined ? { body } : {}), signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
         } catch (error) {
-          if (!isConnectionError(error)) {
-            const name = (error as Error).name;
-            const reason = name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : (error as Error).message;
-            throw new RemoteSignerError(`${endpoint}: ${reason}`, undefined, name, endpoint, { cause: error });
+          if (this.isOwnTimeout(error, signal)) {
+            lastError = new RemoteSignerError(`${endpoint}: no answer within ${this.timeoutMs} ms`, undefined, 'TimeoutError', endpoint, { cause: error });
+            this.options.onFailover?.({ endpoint, reason: 'timeout' });
+            continue;
           }
+          if (!isConnectionError(error)) throw new RemoteSignerError(`${endpoint}: ${(error as Error).message}`, undefined, (error as Error).name, endpoint, { cause: error });
           lastError = error;
           this.options.onFailover?.({ endpoint, reason: (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message });
           continue;
@@ -208,6 +219,11 @@ export class RemoteHASigner {
         try {
           json = await response.json();
         } catch (error) {
+          if (this.isOwnTimeout(error, signal)) {
+            lastError = new RemoteSignerError(`${endpoint}: answer not complete within ${this.timeoutMs} ms`, response.status, 'TimeoutError', endpoint, { cause: error });
+            this.options.onFailover?.({ endpoint, reason: 'timeout' });
+            continue;
+          }
           if (isConnectionError(error)) {
             lastError = error;
             this.options.onFailover?.({ endpoint, reason: 'connection lost while reading the answer' });
@@ -216,8 +232,9 @@ export class RemoteHASigner {
           throw new RemoteSignerError(`${endpoint}: HTTP ${response.status} without a JSON body`, response.status, undefined, endpoint, { cause: error });
         }
         if (response.status === 503) {
-          lastError = new RemoteSignerError(`${endpoint}: HTTP 503 ${(json as AnyErrorBody).message ?? ''}`, 503, (json as AnyErrorBody).error, endpoint);
-          this.options.onFailover?.({ endpoint, reason: 'HTTP 503' });
+          const answer = json as AnyErrorBody & { reason?: string };
+          lastError = new RemoteSignerError(`${endpoint}: HTTP 503 ${answer.reason ?? ''}: ${answer.message ?? ''}`, 503, answer.error, endpoint);
+          this.options.onFailover?.({ endpoint, reason: `HTTP 503${answer.reason ? ` ${answer.reason}` : ''}` });
           continue;
         }
         this.preferred = index;

@@ -94,6 +94,25 @@ export function errorResponse(error: unknown): ErrorResponse {
     const outcome: SignOutcome = error.status === 401 || error.status === 403 ? 'denied' : error.status === 503 ? 'unavailable' : error.status < 500 ? 'invalid' : 'error';
     return { status: error.status, outcome, body: error.body };
   }
+  // Checked before DutyAlreadySignedError, its base class (kept so Aztec's client treats it as "another node's duty").
+  if ((error as Error | undefined)?.name === 'DutyInProgressError') {
+    // Another node still holds the duty after our wait: nothing signed here, and nothing known to be signed yet.
+    // A retry (here or at another replica) gets the stored signature once the holder records it.
+    const inProgress = error as DutyAlreadySignedError & { holderNodeId?: string };
+    return {
+      status: 503,
+      outcome: 'unavailable',
+      body: {
+        error: 'Unavailable',
+        message: inProgress.message,
+        reason: 'DutyInProgress',
+        slot: inProgress.slot.toString(),
+        dutyType: inProgress.dutyType,
+        blockIndexWithinCheckpoint: inProgress.blockIndexWithinCheckpoint,
+        heldByNode: inProgress.holderNodeId ?? 'unknown',
+      },
+    };
+  }
   if (error instanceof DutyAlreadySignedError) {
     return {
       status: 409,
@@ -128,11 +147,6 @@ export function errorResponse(error: unknown): ErrorResponse {
   if (error instanceof BackendSigningError || error instanceof SigningTimeoutError) {
     // The lock was released by the core; nothing was recorded or returned. A retry may succeed.
     return { status: 502, outcome: 'error', body: { error: 'SigningFailed', message: error.message } };
-  }
-  if ((error as Error | undefined)?.name === 'DutyInProgressError') {
-    // Another node still holds the duty after our wait: nothing signed here, and nothing known to be signed yet.
-    // A retry (here or at another replica) gets the stored signature once the holder records it.
-    return { status: 503, outcome: 'unavailable', body: { error: 'Unavailable', message: (error as Error).message, reason: 'DutyInProgress' } };
   }
   if (error instanceof SigningLockLostError) {
     return { status: 503, outcome: 'unavailable', body: { error: 'Unavailable', message: error.message, reason: 'SigningLockLost' } };
