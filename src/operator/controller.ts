@@ -9,8 +9,8 @@ import { managedInformer, type ManagedInformer } from './informers.js';
 import { describeError, type Kube } from './kube.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue, type RateLimiterOptions } from './queue.js';
-import { ReconcileProblem, Reconciler } from './reconcile.js';
-import { GROUP, KIND, PLURAL, VERSION, type ValidatorHASigner } from './types.js';
+import { ReconcileProblem, Reconciler } from './reconcile/index.js';
+import { GROUP, KIND, PLURAL, VERSION, type ValidatorHASignerResource } from './types.js';
 
 export interface ControllerOptions {
   /** Watch one namespace; undefined: all. */
@@ -34,7 +34,7 @@ export function ownerKey(obj: k8s.KubernetesObject): string | undefined {
 export class Controller {
   readonly queue: WorkQueue;
   private readonly informers: ManagedInformer<k8s.KubernetesObject>[] = [];
-  private readonly vhs: ManagedInformer<ValidatorHASigner>;
+  private readonly vhs: ManagedInformer<ValidatorHASignerResource>;
   private readonly reconciler: Reconciler;
   private workers: Promise<void>[] = [];
   private resyncTimer?: NodeJS.Timeout;
@@ -54,14 +54,14 @@ export class Controller {
     const keyOf = (o: k8s.KubernetesObject) => `${o.metadata!.namespace}/${o.metadata!.name}`;
     const onError = (name: string) => () => metrics.watchErrors.inc({ informer: name });
 
-    this.vhs = managedInformer<ValidatorHASigner>(
+    this.vhs = managedInformer<ValidatorHASignerResource>(
       kc,
       'validatorhasigners',
       ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
       async () =>
         (ns
           ? await kube.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns })
-          : await kube.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as k8s.KubernetesListObject<ValidatorHASigner>,
+          : await kube.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as k8s.KubernetesListObject<ValidatorHASignerResource>,
       {
         add: (o) => enqueue(keyOf(o)),
         // Status writes (ours) do not move metadata.generation: only spec and deletion changes need a reconcile.
@@ -109,7 +109,7 @@ export class Controller {
     this.reconciler = new Reconciler(
       kube,
       { vhs: this.vhs, jobs, deployments, secrets },
-      { claimsNamespace: opts.claimsNamespace, defaultImage: opts.defaultImage, instance: opts.instance, log: opts.log, enqueue: (k) => this.queue.add(k) },
+      { ownershipNamespace: opts.claimsNamespace, defaultImage: opts.defaultImage, instance: opts.instance, log: opts.log, enqueue: (k) => this.queue.add(k) },
     );
   }
 

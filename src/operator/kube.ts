@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { FIELD_MANAGER } from './desired/names.js';
-import { GROUP, PLURAL, VERSION, type ValidatorHASigner, type ValidatorHASignerStatus } from './types.js';
+import { GROUP, PLURAL, VERSION, type ValidatorHASignerResource, type ValidatorHASignerStatus } from './types.js';
 
 export interface ApiStatus {
   code: number;
@@ -102,8 +102,8 @@ export class Kube {
     return orUndefined(this.apps.readNamespacedDeployment({ namespace, name }));
   }
 
-  async readValidatorHASigner(namespace: string, name: string): Promise<ValidatorHASigner | undefined> {
-    return (await orUndefined(this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }))) as ValidatorHASigner | undefined;
+  async readValidatorHASigner(namespace: string, name: string): Promise<ValidatorHASignerResource | undefined> {
+    return (await orUndefined(this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }))) as ValidatorHASignerResource | undefined;
   }
 
   /** Termination message of the newest failed pod of a Job (the last lines of its stderr). */
@@ -131,14 +131,14 @@ export class Kube {
   }
 
   /** Writes the status subresource (JSON merge patch: the operator owns the whole status). */
-  async patchStatus(vhs: ValidatorHASigner, status: ValidatorHASignerStatus): Promise<void> {
+  async patchStatus(vhs: ValidatorHASignerResource, status: ValidatorHASignerStatus): Promise<void> {
     await this.custom.patchNamespacedCustomObjectStatus(
       { group: GROUP, version: VERSION, plural: PLURAL, namespace: vhs.metadata.namespace, name: vhs.metadata.name, body: { status } },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
   }
 
-  async createEvent(vhs: ValidatorHASigner, type: 'Normal' | 'Warning', reason: string, action: string, note: string, instance: string): Promise<void> {
+  async createEvent(vhs: ValidatorHASignerResource, type: 'Normal' | 'Warning', reason: string, action: string, note: string, instance: string): Promise<void> {
     await this.events.createNamespacedEvent({
       namespace: vhs.metadata.namespace,
       body: {
@@ -163,7 +163,7 @@ export class Kube {
     });
   }
 
-  // ---- database claims (ConfigMaps in the operator's namespace)
+  // ---- database ownership records (ConfigMaps in the operator's namespace)
 
   readConfigMap(namespace: string, name: string): Promise<k8s.V1ConfigMap | undefined> {
     return orUndefined(this.core.readNamespacedConfigMap({ namespace, name }));
@@ -211,10 +211,6 @@ export class Kube {
   }
 
   // ---- cluster-scoped TokenReview bindings
-
-  async listClusterRoleBindings(labelSelector: string): Promise<k8s.V1ClusterRoleBinding[]> {
-    return (await this.rbac.listClusterRoleBinding({ labelSelector })).items;
-  }
 
   async deleteClusterRoleBinding(name: string): Promise<void> {
     await orUndefined(this.rbac.deleteClusterRoleBinding({ name }));

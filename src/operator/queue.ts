@@ -48,10 +48,6 @@ export class RateLimiter {
   forget(key: string): void {
     this.failures.delete(key);
   }
-
-  numRequeues(key: string): number {
-    return this.failures.get(key) ?? 0;
-  }
 }
 
 export class WorkQueue {
@@ -133,11 +129,6 @@ export class WorkQueue {
 
   len(): number {
     return this.queue.length;
-  }
-
-  /** Keys waiting (queued or delayed) and in progress. */
-  stats(): { queued: number; delayed: number; processing: number } {
-    return { queued: this.queue.length, delayed: this.delayed.size, processing: this.processing.size };
   }
 
   shutDown(): void {

@@ -50,8 +50,26 @@ export interface ValidatorHASignerSpec {
   serviceMonitor?: { enabled?: boolean; interval?: string; labels?: Record<string, string> };
 }
 
-export type ConditionType = 'DatabaseClaimed' | 'Migrated' | 'Available' | 'Ready';
+/** The conditions, in the one order status lists them (each depends on the ones before it). */
+export const CONDITION_ORDER = ['DatabaseClaimed', 'Migrated', 'Available', 'Ready'] as const;
+export type ConditionType = (typeof CONDITION_ORDER)[number];
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+/** Every reason a condition can carry (CamelCase, metav1.Condition). */
+export type ConditionReason =
+  | 'Claimed'
+  | 'SharedWithSameRollup'
+  | 'DatabaseInUse'
+  | 'SecretNotFound'
+  | 'SecretKeyNotFound'
+  | 'SecretEmpty'
+  | 'InvalidDatabaseURI'
+  | 'Migrating'
+  | 'Migrated'
+  | 'MigrationFailed'
+  | 'DeploymentAvailable'
+  | 'DeploymentUnavailable'
+  | 'Ready';
 
 export interface Condition {
   type: ConditionType | string;
@@ -74,7 +92,7 @@ export interface ValidatorHASignerStatus {
   endpoint?: string;
 }
 
-export interface ValidatorHASigner {
+export interface ValidatorHASignerResource {
   apiVersion?: string;
   kind?: string;
   metadata: k8s.V1ObjectMeta & { name: string; namespace: string; uid: string };
@@ -88,15 +106,5 @@ export interface BuildContext {
   defaultImage: string;
 }
 
-/** The contract's paths inside a signer pod (docs/runtime-contract.md). */
-export const POD_PATHS = {
-  keysDir: '/var/run/ha-signer/keys',
-  authDir: '/var/run/ha-signer/auth',
-  tokensFile: '/var/run/ha-signer/auth/tokens.json',
-  serviceAccountsFile: '/var/run/ha-signer/auth/service-accounts.json',
-  keystorePasswordDir: '/var/run/ha-signer/keystore-password',
-  keystorePasswordFile: '/var/run/ha-signer/keystore-password/password',
-  tmp: '/tmp',
-} as const;
-
-export const SIGNER_PORT = 8080;
+/** The contract's paths inside a signer pod and its port (src/contract.ts, docs/runtime-contract.md). */
+export { POD_PATHS, SIGNER_PORT } from '../contract.js';

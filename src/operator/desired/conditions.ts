@@ -1,10 +1,10 @@
 /** metav1.Condition handling: lastTransitionTime moves only when the status flips. Pure. */
-import type { Condition, ConditionStatus, ConditionType } from '../types.js';
+import { CONDITION_ORDER, type Condition, type ConditionReason, type ConditionStatus, type ConditionType } from '../types.js';
 
 export interface ConditionInput {
   type: ConditionType;
   status: ConditionStatus;
-  reason: string;
+  reason: ConditionReason;
   message: string;
 }
 
@@ -22,7 +22,7 @@ export function setCondition(existing: Condition[] | undefined, input: Condition
   };
   if (i >= 0) list[i] = next;
   else list.push(next);
-  const order: string[] = ['DatabaseClaimed', 'Migrated', 'Available', 'Ready'];
+  const order: readonly string[] = CONDITION_ORDER;
   const rank = (t: string) => (order.indexOf(t) < 0 ? order.length : order.indexOf(t));
   return list.sort((a, b) => rank(a.type) - rank(b.type));
 }

@@ -1,9 +1,9 @@
 /** ConfigMap with the ServiceAccount allow-list the signer checks with TokenReview (contract: service-accounts.json). Pure. */
 import type * as k8s from '@kubernetes/client-node';
-import type { ValidatorHASigner } from '../types.js';
+import type { ValidatorHASignerResource } from '../types.js';
 import { names, ownedMeta } from './names.js';
 
-export function serviceAccountAllowList(vhs: ValidatorHASigner): { namespace: string; name: string; validators: string[] }[] {
+export function serviceAccountAllowList(vhs: ValidatorHASignerResource): { namespace: string; name: string; validators: string[] }[] {
   return (vhs.spec.clients?.serviceAccounts ?? []).map((sa) => ({
     namespace: sa.namespace ?? vhs.metadata.namespace,
     name: sa.name,
@@ -11,11 +11,11 @@ export function serviceAccountAllowList(vhs: ValidatorHASigner): { namespace: st
   }));
 }
 
-export function clientsConfigMapNeeded(vhs: ValidatorHASigner): boolean {
+export function clientsConfigMapNeeded(vhs: ValidatorHASignerResource): boolean {
   return !vhs.spec.clients?.disableAuthentication && (vhs.spec.clients?.serviceAccounts?.length ?? 0) > 0;
 }
 
-export function buildClientsConfigMap(vhs: ValidatorHASigner): k8s.V1ConfigMap {
+export function buildClientsConfigMap(vhs: ValidatorHASignerResource): k8s.V1ConfigMap {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',

@@ -1,13 +1,14 @@
 /**
- * Database identity from a PostgreSQL connection URI: `host:port/dbname`, no credentials. Pure: the operator never
- * connects to the database; it only needs to know whether two resources point at the same one.
+ * A database's address from a PostgreSQL connection URI: `host:port/dbname`, no credentials. Pure: the operator never
+ * connects to the database. An address is a spelling, not an identity (localhost and 127.0.0.1 are one server): the
+ * identity comes from the database itself, reported by the migration Job.
  */
 
 export class DatabaseUriError extends Error {}
 
-export interface DatabaseIdentity {
+export interface DatabaseAddress {
   /** `host:port/dbname` (hosts lower-cased and sorted when the URI lists several). */
-  identity: string;
+  address: string;
   hosts: { host: string; port: number }[];
   database: string;
 }
@@ -17,7 +18,7 @@ export interface DatabaseIdentity {
  * separated by commas ([v6] literals allowed), /dbname, and ?host= / ?port= / ?dbname= parameters. Default port
  * 5432; default database the user name.
  */
-export function parseDatabaseIdentity(uri: string): DatabaseIdentity {
+export function parseDatabaseAddress(uri: string): DatabaseAddress {
   const raw = uri.trim();
   const m = /^(postgres(?:ql)?):\/\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?(#.*)?$/i.exec(raw);
   if (!m) throw new DatabaseUriError('expected a PostgreSQL URI such as postgresql://user:password@host:5432/dbname');
@@ -47,7 +48,7 @@ export function parseDatabaseIdentity(uri: string): DatabaseIdentity {
   const database = safeDecode(path.replace(/^\//, '')) || params.get('dbname') || user;
   if (!database) throw new DatabaseUriError('the URI names no database: add /dbname (postgresql://user:password@host:5432/dbname)');
   const sorted = [...hosts].sort((a, b) => `${a.host}:${a.port}`.localeCompare(`${b.host}:${b.port}`));
-  return { identity: `${sorted.map((h) => `${h.host}:${h.port}`).join(',')}/${database}`, hosts: sorted, database };
+  return { address: `${sorted.map((h) => `${h.host}:${h.port}`).join(',')}/${database}`, hosts: sorted, database };
 }
 
 function parsePort(p: string): number {

@@ -1,6 +1,7 @@
 /** The signer Deployment. Pure. */
 import type * as k8s from '@kubernetes/client-node';
-import { POD_PATHS, SIGNER_PORT, type BuildContext, type ValidatorHASigner } from '../types.js';
+import { POD_PATHS, SIGNER_PORT, type BuildContext, type ValidatorHASignerResource } from '../types.js';
+import { POD_NAME_ENV, PROTECTION_ENV, SIGNER_ENV } from '../../contract.js';
 import { DATABASE_URL_ENV } from './job.js';
 import { ANNOTATION_SECRETS_CHECKSUM, imageOf, names, ownedMeta, selectorLabels, commonLabels } from './names.js';
 import { containerSecurityContext, podSecurityContext } from './security.js';
@@ -11,43 +12,43 @@ export interface DeploymentInputs {
 }
 
 /** Whether signer pods need a ServiceAccount token (to call TokenReview for ServiceAccount clients). */
-export function needsApiToken(vhs: ValidatorHASigner): boolean {
+export function needsApiToken(vhs: ValidatorHASignerResource): boolean {
   return !vhs.spec.clients?.disableAuthentication && (vhs.spec.clients?.serviceAccounts?.length ?? 0) > 0;
 }
 
-export function signerEnv(vhs: ValidatorHASigner): k8s.V1EnvVar[] {
+export function signerEnv(vhs: ValidatorHASignerResource): k8s.V1EnvVar[] {
   const s = vhs.spec;
   const env: k8s.V1EnvVar[] = [
-    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-    { name: 'VALIDATOR_HA_NODE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: POD_NAME_ENV, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: PROTECTION_ENV.nodeId, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: DATABASE_URL_ENV, valueFrom: { secretKeyRef: { name: s.database.secretRef.name, key: s.database.secretRef.key ?? 'uri' } } },
-    { name: 'VALIDATOR_HA_ROLLUP_ADDRESS', value: s.rollup.address.toLowerCase() },
-    { name: 'VALIDATOR_HA_SIGNING_ENABLED', value: 'true' },
-    { name: 'HA_SIGNER_PORT', value: String(SIGNER_PORT) },
+    { name: PROTECTION_ENV.rollupAddress, value: s.rollup.address.toLowerCase() },
+    { name: PROTECTION_ENV.haSigningEnabled, value: 'true' },
+    { name: SIGNER_ENV.port, value: String(SIGNER_PORT) },
   ];
   const num = (name: string, v: number | undefined) => v !== undefined && env.push({ name, value: String(v) });
-  num('VALIDATOR_HA_POLLING_INTERVAL_MS', s.signing?.pollingIntervalMs);
-  num('VALIDATOR_HA_SIGNING_TIMEOUT_MS', s.signing?.signingTimeoutMs);
-  num('VALIDATOR_HA_MAX_STUCK_DUTIES_AGE_MS', s.signing?.maxStuckDutiesAgeMs);
-  num('VALIDATOR_SIGNING_OPERATION_TIMEOUT_MS', s.signing?.signingOperationTimeoutMs);
-  num('VALIDATOR_HA_OLD_DUTIES_MAX_AGE_H', s.signing?.oldDutiesMaxAgeHours);
-  num('VALIDATOR_HA_POOL_MAX', s.pool?.max);
-  num('VALIDATOR_HA_POOL_MIN', s.pool?.min);
-  num('VALIDATOR_HA_POOL_IDLE_TIMEOUT_MS', s.pool?.idleTimeoutMs);
-  num('VALIDATOR_HA_POOL_CONNECTION_TIMEOUT_MS', s.pool?.connectionTimeoutMs);
-  if (s.keys.web3signer) env.push({ name: 'HA_SIGNER_WEB3SIGNER_URL', value: s.keys.web3signer.url });
-  else env.push({ name: 'HA_SIGNER_KEYS_DIR', value: POD_PATHS.keysDir });
-  if (s.keys.passwordSecretRef) env.push({ name: 'HA_SIGNER_KEYSTORE_PASSWORD_FILE', value: POD_PATHS.keystorePasswordFile });
-  if (s.clients?.disableAuthentication) env.push({ name: 'HA_SIGNER_AUTH_DISABLED', value: 'true' });
+  num(PROTECTION_ENV.pollingIntervalMs, s.signing?.pollingIntervalMs);
+  num(PROTECTION_ENV.signingTimeoutMs, s.signing?.signingTimeoutMs);
+  num(PROTECTION_ENV.maxStuckDutiesAgeMs, s.signing?.maxStuckDutiesAgeMs);
+  num(PROTECTION_ENV.signingOperationTimeoutMs, s.signing?.signingOperationTimeoutMs);
+  num(PROTECTION_ENV.cleanupOldDutiesAfterHours, s.signing?.oldDutiesMaxAgeHours);
+  num(PROTECTION_ENV.poolMaxCount, s.pool?.max);
+  num(PROTECTION_ENV.poolMinCount, s.pool?.min);
+  num(PROTECTION_ENV.poolIdleTimeoutMs, s.pool?.idleTimeoutMs);
+  num(PROTECTION_ENV.poolConnectionTimeoutMs, s.pool?.connectionTimeoutMs);
+  if (s.keys.web3signer) env.push({ name: SIGNER_ENV.web3SignerUrl, value: s.keys.web3signer.url });
+  else env.push({ name: SIGNER_ENV.keysDir, value: POD_PATHS.keysDir });
+  if (s.keys.passwordSecretRef) env.push({ name: SIGNER_ENV.keystorePasswordFile, value: POD_PATHS.keystorePasswordFile });
+  if (s.clients?.disableAuthentication) env.push({ name: SIGNER_ENV.authDisabled, value: 'true' });
   else {
-    if (s.clients?.tokens) env.push({ name: 'HA_SIGNER_AUTH_TOKENS_FILE', value: POD_PATHS.tokensFile });
-    if ((s.clients?.serviceAccounts?.length ?? 0) > 0) env.push({ name: 'HA_SIGNER_AUTH_SERVICE_ACCOUNTS_FILE', value: POD_PATHS.serviceAccountsFile });
+    if (s.clients?.tokens) env.push({ name: SIGNER_ENV.authTokensFile, value: POD_PATHS.tokensFile });
+    if ((s.clients?.serviceAccounts?.length ?? 0) > 0) env.push({ name: SIGNER_ENV.authServiceAccountsFile, value: POD_PATHS.serviceAccountsFile });
   }
-  if (s.jsonRpc) env.push({ name: 'HA_SIGNER_JSONRPC_ENABLED', value: 'true' });
+  if (s.jsonRpc) env.push({ name: SIGNER_ENV.jsonRpcEnabled, value: 'true' });
   return env;
 }
 
-function volumes(vhs: ValidatorHASigner): { volumes: k8s.V1Volume[]; mounts: k8s.V1VolumeMount[] } {
+function volumes(vhs: ValidatorHASignerResource): { volumes: k8s.V1Volume[]; mounts: k8s.V1VolumeMount[] } {
   const s = vhs.spec;
   const vols: k8s.V1Volume[] = [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }];
   const mounts: k8s.V1VolumeMount[] = [{ name: 'tmp', mountPath: POD_PATHS.tmp }];
@@ -77,7 +78,7 @@ function volumes(vhs: ValidatorHASigner): { volumes: k8s.V1Volume[]; mounts: k8s
   return { volumes: vols, mounts };
 }
 
-function affinity(vhs: ValidatorHASigner): k8s.V1Affinity | undefined {
+function affinity(vhs: ValidatorHASignerResource): k8s.V1Affinity | undefined {
   if (vhs.spec.affinity) return vhs.spec.affinity;
   const mode = vhs.spec.antiAffinity ?? 'preferred';
   if (mode === 'none') return undefined;
@@ -87,7 +88,7 @@ function affinity(vhs: ValidatorHASigner): k8s.V1Affinity | undefined {
     : { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] } };
 }
 
-export function buildDeployment(vhs: ValidatorHASigner, ctx: BuildContext, inputs: DeploymentInputs): k8s.V1Deployment {
+export function buildDeployment(vhs: ValidatorHASignerResource, ctx: BuildContext, inputs: DeploymentInputs): k8s.V1Deployment {
   const s = vhs.spec;
   const { volumes: vols, mounts } = volumes(vhs);
   const aff = affinity(vhs);

@@ -1,6 +1,6 @@
 /** Resource → the owned objects that should exist once the database is claimed and migrated. Pure. */
 import type * as k8s from '@kubernetes/client-node';
-import type { BuildContext, ValidatorHASigner } from '../types.js';
+import type { BuildContext, ValidatorHASignerResource } from '../types.js';
 import { buildClientsConfigMap, clientsConfigMapNeeded } from './configmap.js';
 import { buildDeployment } from './deployment.js';
 import { buildNetworkPolicy, networkPolicyEnabled } from './networkpolicy.js';
@@ -9,7 +9,7 @@ import { buildService } from './service.js';
 import { buildServiceAccount } from './serviceaccount.js';
 import { buildServiceMonitor, serviceMonitorRequested } from './servicemonitor.js';
 
-export * from './claim.js';
+export * from './ownership.js';
 export * from './conditions.js';
 export * from './configmap.js';
 export * from './database.js';
@@ -31,7 +31,7 @@ export interface WorkloadInputs {
 }
 
 /** Objects in apply order (the ServiceAccount and ConfigMap before the pods that use them). */
-export function desiredWorkload(vhs: ValidatorHASigner, ctx: BuildContext, inputs: WorkloadInputs): k8s.KubernetesObject[] {
+export function desiredWorkload(vhs: ValidatorHASignerResource, ctx: BuildContext, inputs: WorkloadInputs): k8s.KubernetesObject[] {
   const out: k8s.KubernetesObject[] = [buildServiceAccount(vhs)];
   if (clientsConfigMapNeeded(vhs)) out.push(buildClientsConfigMap(vhs));
   out.push(buildService(vhs), buildPodDisruptionBudget(vhs));

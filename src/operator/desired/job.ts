@@ -1,16 +1,17 @@
 /** The migration Job: `ha-signer migrate up` against the resource's database, bound to its rollup. Pure. */
 import type * as k8s from '@kubernetes/client-node';
-import type { BuildContext, ValidatorHASigner } from '../types.js';
+import { PROTECTION_ENV } from '../../contract.js';
+import type { BuildContext, ValidatorHASignerResource } from '../types.js';
 import { ANNOTATION_MIGRATION_HASH, commonLabels, hash, imageOf, names, ownedMeta } from './names.js';
 import { containerSecurityContext, podSecurityContext } from './security.js';
 
-export const DATABASE_URL_ENV = 'VALIDATOR_HA_DATABASE_URL';
+export const DATABASE_URL_ENV = PROTECTION_ENV.databaseUrl;
 
 /**
  * Inputs that require a new migration run: the image (its migrations), the rollup binding and the database.
  * The database identity carries no credentials, so a password rotation does not re-run migrations.
  */
-export function migrationHash(vhs: ValidatorHASigner, ctx: BuildContext, databaseIdentity: string): string {
+export function migrationHash(vhs: ValidatorHASignerResource, ctx: BuildContext, databaseIdentity: string): string {
   return hash({
     image: imageOf(vhs, ctx.defaultImage),
     rollupAddress: vhs.spec.rollup.address.toLowerCase(),
@@ -19,11 +20,11 @@ export function migrationHash(vhs: ValidatorHASigner, ctx: BuildContext, databas
   });
 }
 
-export function migrationJobName(vhs: ValidatorHASigner, ctx: BuildContext, databaseIdentity: string): string {
+export function migrationJobName(vhs: ValidatorHASignerResource, ctx: BuildContext, databaseIdentity: string): string {
   return names.migrationJob(vhs, migrationHash(vhs, ctx, databaseIdentity));
 }
 
-export function buildMigrationJob(vhs: ValidatorHASigner, ctx: BuildContext, databaseIdentity: string): k8s.V1Job {
+export function buildMigrationJob(vhs: ValidatorHASignerResource, ctx: BuildContext, databaseIdentity: string): k8s.V1Job {
   const h = migrationHash(vhs, ctx, databaseIdentity);
   const name = names.migrationJob(vhs, h);
   const labels = { ...commonLabels(vhs, 'migration'), [ANNOTATION_MIGRATION_HASH]: h };

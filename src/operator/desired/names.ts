@@ -1,7 +1,7 @@
 /** Names, labels, owner references and hashes of everything the operator creates for a ValidatorHASigner. Pure. */
 import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
-import { API_VERSION, KIND, type ValidatorHASigner } from '../types.js';
+import { API_VERSION, KIND, type ValidatorHASignerResource } from '../types.js';
 
 export const FIELD_MANAGER = 'ha-signer-operator';
 export const LABEL_RESOURCE = 'ha-signer.dev/validatorhasigner';
@@ -28,7 +28,7 @@ export function stableJson(value: unknown): string {
 }
 
 /** Labels that select the signer pods (immutable: used in the Deployment's selector). */
-export function selectorLabels(vhs: ValidatorHASigner): Record<string, string> {
+export function selectorLabels(vhs: ValidatorHASignerResource): Record<string, string> {
   return {
     'app.kubernetes.io/name': 'ha-signer',
     'app.kubernetes.io/instance': vhs.metadata.name,
@@ -43,7 +43,7 @@ export function labelSelectorString(labels: Record<string, string>): string {
 }
 
 /** Labels on every owned object. */
-export function commonLabels(vhs: ValidatorHASigner, component: string): Record<string, string> {
+export function commonLabels(vhs: ValidatorHASignerResource, component: string): Record<string, string> {
   return {
     'app.kubernetes.io/name': 'ha-signer',
     'app.kubernetes.io/instance': vhs.metadata.name,
@@ -54,12 +54,12 @@ export function commonLabels(vhs: ValidatorHASigner, component: string): Record<
   };
 }
 
-export function ownerReference(vhs: ValidatorHASigner): k8s.V1OwnerReference {
+export function ownerReference(vhs: ValidatorHASignerResource): k8s.V1OwnerReference {
   return { apiVersion: API_VERSION, kind: KIND, name: vhs.metadata.name, uid: vhs.metadata.uid, controller: true, blockOwnerDeletion: true };
 }
 
 /** Metadata of an owned, namespaced object. */
-export function ownedMeta(vhs: ValidatorHASigner, name: string, component: string, extra: Partial<k8s.V1ObjectMeta> = {}): k8s.V1ObjectMeta {
+export function ownedMeta(vhs: ValidatorHASignerResource, name: string, component: string, extra: Partial<k8s.V1ObjectMeta> = {}): k8s.V1ObjectMeta {
   return {
     name,
     namespace: vhs.metadata.namespace,
@@ -70,25 +70,25 @@ export function ownedMeta(vhs: ValidatorHASigner, name: string, component: strin
 }
 
 export const names = {
-  deployment: (vhs: ValidatorHASigner) => vhs.metadata.name,
-  service: (vhs: ValidatorHASigner) => vhs.metadata.name,
-  pdb: (vhs: ValidatorHASigner) => vhs.metadata.name,
-  networkPolicy: (vhs: ValidatorHASigner) => vhs.metadata.name,
-  serviceMonitor: (vhs: ValidatorHASigner) => vhs.metadata.name,
-  serviceAccount: (vhs: ValidatorHASigner) => `${vhs.metadata.name}-signer`,
-  clientsConfigMap: (vhs: ValidatorHASigner) => `${vhs.metadata.name}-clients`,
+  deployment: (vhs: ValidatorHASignerResource) => vhs.metadata.name,
+  service: (vhs: ValidatorHASignerResource) => vhs.metadata.name,
+  pdb: (vhs: ValidatorHASignerResource) => vhs.metadata.name,
+  networkPolicy: (vhs: ValidatorHASignerResource) => vhs.metadata.name,
+  serviceMonitor: (vhs: ValidatorHASignerResource) => vhs.metadata.name,
+  serviceAccount: (vhs: ValidatorHASignerResource) => `${vhs.metadata.name}-signer`,
+  clientsConfigMap: (vhs: ValidatorHASignerResource) => `${vhs.metadata.name}-clients`,
   /** Cluster-scoped: cannot be owned by a namespaced resource; the operator deletes it itself. */
   tokenReviewBinding: (namespace: string, name: string) => `ha-signer:tokenreview:${namespace}:${name}`,
   /** `<name>-migrate-<hash>`, at most 63 characters (Job names become pod labels). */
-  migrationJob: (vhs: ValidatorHASigner, migrationHash: string) => `${vhs.metadata.name.slice(0, 44).replace(/-+$/, '')}-migrate-${migrationHash}`,
-  /** Claim of a database: one per database identity, in the operator's namespace. */
-  claim: (databaseIdentity: string) => `ha-signer-db-${hash(databaseIdentity, 16)}`,
+  migrationJob: (vhs: ValidatorHASignerResource, migrationHash: string) => `${vhs.metadata.name.slice(0, 44).replace(/-+$/, '')}-migrate-${migrationHash}`,
+  /** Ownership record of a database: one per database identity, in the operator's namespace. */
+  databaseOwnership: (databaseIdentity: string) => `ha-signer-db-${hash(databaseIdentity, 16)}`,
 };
 
-export function serviceHost(vhs: ValidatorHASigner): string {
+export function serviceHost(vhs: ValidatorHASignerResource): string {
   return `${names.service(vhs)}.${vhs.metadata.namespace}.svc`;
 }
 
-export function imageOf(vhs: ValidatorHASigner, defaultImage: string): string {
+export function imageOf(vhs: ValidatorHASignerResource, defaultImage: string): string {
   return vhs.spec.image && vhs.spec.image.trim() !== '' ? vhs.spec.image.trim() : defaultImage;
 }

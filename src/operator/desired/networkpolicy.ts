@@ -1,9 +1,9 @@
 /** NetworkPolicy: the signer port admits only the declared clients and metrics scrapers. Pure. */
 import type * as k8s from '@kubernetes/client-node';
-import { SIGNER_PORT, type ValidatorHASigner } from '../types.js';
+import { SIGNER_PORT, type ValidatorHASignerResource } from '../types.js';
 import { names, ownedMeta, selectorLabels } from './names.js';
 
-export function networkPolicyPeers(vhs: ValidatorHASigner): k8s.V1NetworkPolicyPeer[] {
+export function networkPolicyPeers(vhs: ValidatorHASignerResource): k8s.V1NetworkPolicyPeer[] {
   const c = vhs.spec.clients ?? {};
   const peers: k8s.V1NetworkPolicyPeer[] = [];
   for (const sa of c.serviceAccounts ?? []) {
@@ -17,11 +17,11 @@ export function networkPolicyPeers(vhs: ValidatorHASigner): k8s.V1NetworkPolicyP
   return peers;
 }
 
-export function networkPolicyEnabled(vhs: ValidatorHASigner): boolean {
+export function networkPolicyEnabled(vhs: ValidatorHASignerResource): boolean {
   return vhs.spec.networkPolicy?.enabled ?? true;
 }
 
-export function buildNetworkPolicy(vhs: ValidatorHASigner): k8s.V1NetworkPolicy {
+export function buildNetworkPolicy(vhs: ValidatorHASignerResource): k8s.V1NetworkPolicy {
   const peers = networkPolicyPeers(vhs);
   return {
     apiVersion: 'networking.k8s.io/v1',

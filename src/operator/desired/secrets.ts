@@ -1,6 +1,6 @@
 /** Which Secrets a resource's pods read, and the checksum of their data that rolls the pods on a change. Pure. */
 import type * as k8s from '@kubernetes/client-node';
-import type { ValidatorHASigner } from '../types.js';
+import type { ValidatorHASignerResource } from '../types.js';
 import { hash } from './names.js';
 
 export interface SecretUse {
@@ -11,7 +11,7 @@ export interface SecretUse {
   field: string;
 }
 
-export function referencedSecrets(vhs: ValidatorHASigner): SecretUse[] {
+export function referencedSecrets(vhs: ValidatorHASignerResource): SecretUse[] {
   const s = vhs.spec;
   const uses: SecretUse[] = [{ name: s.database.secretRef.name, keys: [s.database.secretRef.key ?? 'uri'], field: 'spec.database.secretRef' }];
   if (s.keys.secretRef) uses.push({ name: s.keys.secretRef.name, field: 'spec.keys.secretRef' });
@@ -23,7 +23,7 @@ export function referencedSecrets(vhs: ValidatorHASigner): SecretUse[] {
 }
 
 /** sha256 over the referenced entries of the referenced Secrets (absent Secrets count as empty). */
-export function secretsChecksum(vhs: ValidatorHASigner, secrets: Map<string, k8s.V1Secret | undefined>): string {
+export function secretsChecksum(vhs: ValidatorHASignerResource, secrets: Map<string, k8s.V1Secret | undefined>): string {
   const parts = referencedSecrets(vhs).map((u) => {
     const data = secrets.get(u.name)?.data ?? {};
     const picked = u.keys ? Object.fromEntries(u.keys.map((k) => [k, data[k] ?? null])) : data;

@@ -1,9 +1,9 @@
 /** The Service in front of the signer pods. Pure. */
 import type * as k8s from '@kubernetes/client-node';
-import { SIGNER_PORT, type ValidatorHASigner } from '../types.js';
+import { SIGNER_PORT, type ValidatorHASignerResource } from '../types.js';
 import { names, ownedMeta, selectorLabels, serviceHost } from './names.js';
 
-export function buildService(vhs: ValidatorHASigner): k8s.V1Service {
+export function buildService(vhs: ValidatorHASignerResource): k8s.V1Service {
   return {
     apiVersion: 'v1',
     kind: 'Service',
@@ -16,6 +16,6 @@ export function buildService(vhs: ValidatorHASigner): k8s.V1Service {
   };
 }
 
-export function endpointUrl(vhs: ValidatorHASigner): string {
+export function endpointUrl(vhs: ValidatorHASignerResource): string {
   return `http://${serviceHost(vhs)}:${SIGNER_PORT}`;
 }

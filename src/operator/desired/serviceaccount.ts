@@ -3,14 +3,14 @@
  * system:auth-delegator so the signer may call TokenReview. Pure.
  */
 import type * as k8s from '@kubernetes/client-node';
-import type { ValidatorHASigner } from '../types.js';
+import type { ValidatorHASignerResource } from '../types.js';
 import { FIELD_MANAGER, names, ownedMeta } from './names.js';
 
 export const LABEL_OWNER_NAMESPACE = 'ha-signer.dev/owner-namespace';
 export const LABEL_OWNER_NAME = 'ha-signer.dev/owner-name';
 export const LABEL_OWNER_UID = 'ha-signer.dev/owner-uid';
 
-export function buildServiceAccount(vhs: ValidatorHASigner): k8s.V1ServiceAccount {
+export function buildServiceAccount(vhs: ValidatorHASignerResource): k8s.V1ServiceAccount {
   return {
     apiVersion: 'v1',
     kind: 'ServiceAccount',
@@ -21,7 +21,7 @@ export function buildServiceAccount(vhs: ValidatorHASigner): k8s.V1ServiceAccoun
 }
 
 /** Cluster-scoped, so it cannot be garbage-collected through an owner reference: the operator deletes it. */
-export function buildTokenReviewBinding(vhs: ValidatorHASigner): k8s.V1ClusterRoleBinding {
+export function buildTokenReviewBinding(vhs: ValidatorHASignerResource): k8s.V1ClusterRoleBinding {
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRoleBinding',

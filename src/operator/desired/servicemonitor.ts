@@ -1,15 +1,15 @@
 /** prometheus-operator ServiceMonitor for the signer's /metrics (only when requested and its CRD exists). Pure. */
 import type * as k8s from '@kubernetes/client-node';
-import type { ValidatorHASigner } from '../types.js';
+import type { ValidatorHASignerResource } from '../types.js';
 import { names, ownedMeta, selectorLabels } from './names.js';
 
 export const SERVICE_MONITOR_GROUP_VERSION = 'monitoring.coreos.com/v1';
 
-export function serviceMonitorRequested(vhs: ValidatorHASigner): boolean {
+export function serviceMonitorRequested(vhs: ValidatorHASignerResource): boolean {
   return vhs.spec.serviceMonitor?.enabled === true;
 }
 
-export function buildServiceMonitor(vhs: ValidatorHASigner): k8s.KubernetesObject & { spec: unknown } {
+export function buildServiceMonitor(vhs: ValidatorHASignerResource): k8s.KubernetesObject & { spec: unknown } {
   const sm = vhs.spec.serviceMonitor ?? {};
   return {
     apiVersion: SERVICE_MONITOR_GROUP_VERSION,

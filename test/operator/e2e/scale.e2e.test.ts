@@ -7,7 +7,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { clients, createTestNamespace, describeK8s } from '../../harness/k8s.js';
-import { GROUP, PLURAL, VERSION, type ValidatorHASigner } from '../../../src/operator/types.js';
+import { GROUP, PLURAL, VERSION, type ValidatorHASignerResource } from '../../../src/operator/types.js';
 import { startOperatorProcess } from './operator-process.js';
 import { ROLLUP_A, validatorKey, vhsBody } from './support.js';
 
@@ -22,8 +22,8 @@ describeK8s('operator scale', () => {
     try {
       await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'keys' }, stringData: { k: validatorKey() } } });
       const rssBefore = await op.metric('ha_signer_operator_process_resident_memory_bytes');
-      const list = async () => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns.name })) as { items: ValidatorHASigner[] }).items;
-      const waitAll = async (pred: (v: ValidatorHASigner) => boolean, what: string) => {
+      const list = async () => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns.name })) as { items: ValidatorHASignerResource[] }).items;
+      const waitAll = async (pred: (v: ValidatorHASignerResource) => boolean, what: string) => {
         const deadline = Date.now() + 600_000;
         for (;;) {
           const items = await list();

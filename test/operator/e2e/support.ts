@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { clients, describePod, listPods, waitFor } from '../../harness/k8s.js';
-import { GROUP, PLURAL, VERSION, type Condition, type ValidatorHASigner, type ValidatorHASignerSpec } from '../../../src/operator/types.js';
+import { GROUP, PLURAL, VERSION, type Condition, type ValidatorHASignerResource, type ValidatorHASignerSpec } from '../../../src/operator/types.js';
 
 export const ROLLUP_A = `0x${'a1'.repeat(20)}`;
 export const ROLLUP_B = `0x${'b2'.repeat(20)}`;
@@ -21,20 +21,20 @@ export function vhsBody(name: string, spec: Partial<ValidatorHASignerSpec> & Pic
   };
 }
 
-export async function createVhs(namespace: string, body: Record<string, unknown>): Promise<ValidatorHASigner> {
-  return (await clients().custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, body })) as ValidatorHASigner;
+export async function createVhs(namespace: string, body: Record<string, unknown>): Promise<ValidatorHASignerResource> {
+  return (await clients().custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, body })) as ValidatorHASignerResource;
 }
 
-export async function getVhs(namespace: string, name: string): Promise<ValidatorHASigner> {
-  return (await clients().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name })) as ValidatorHASigner;
+export async function getVhs(namespace: string, name: string): Promise<ValidatorHASignerResource> {
+  return (await clients().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name })) as ValidatorHASignerResource;
 }
 
-export function condition(v: ValidatorHASigner, type: string): Condition | undefined {
+export function condition(v: ValidatorHASignerResource, type: string): Condition | undefined {
   return v.status?.conditions?.find((c) => c.type === type);
 }
 
-export async function waitForCondition(namespace: string, name: string, type: string, status: string, opts: { reason?: string; timeoutMs?: number } = {}): Promise<ValidatorHASigner> {
-  let last: ValidatorHASigner | undefined;
+export async function waitForCondition(namespace: string, name: string, type: string, status: string, opts: { reason?: string; timeoutMs?: number } = {}): Promise<ValidatorHASignerResource> {
+  let last: ValidatorHASignerResource | undefined;
   return await waitFor(
     async () => {
       last = await getVhs(namespace, name);

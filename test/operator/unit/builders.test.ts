@@ -234,8 +234,8 @@ describe('secrets checksum', () => {
 });
 
 describe('names', () => {
-  it('claim names depend on the database identity only', () => {
-    expect(names.claim('h:5432/db')).toMatch(/^ha-signer-db-[0-9a-f]{16}$/);
-    expect(names.claim('h:5432/db')).not.toBe(names.claim('h:5432/db2'));
+  it('database ownership record names depend on the database identity only', () => {
+    expect(names.databaseOwnership('h:5432/db')).toMatch(/^ha-signer-db-[0-9a-f]{16}$/);
+    expect(names.databaseOwnership('h:5432/db')).not.toBe(names.databaseOwnership('h:5432/db2'));
   });
 });

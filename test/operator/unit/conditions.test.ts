@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { setCondition, transitions } from '../../../src/operator/desired/conditions.js';
-import { schemaVersionFromMessage } from '../../../src/operator/reconcile.js';
+import { schemaVersionFromMessage } from '../../../src/operator/reconcile/index.js';
 
 describe('conditions', () => {
   const t1 = new Date('2026-01-01T00:00:00Z');
@@ -14,16 +14,16 @@ describe('conditions', () => {
   });
 
   it('orders DatabaseClaimed, Migrated, Available, Ready', () => {
-    let c = setCondition(undefined, { type: 'Ready', status: 'True', reason: 'R', message: '' }, 1, t1);
-    c = setCondition(c, { type: 'DatabaseClaimed', status: 'True', reason: 'C', message: '' }, 1, t1);
-    c = setCondition(c, { type: 'Migrated', status: 'True', reason: 'M', message: '' }, 1, t1);
+    let c = setCondition(undefined, { type: 'Ready', status: 'True', reason: 'Ready', message: '' }, 1, t1);
+    c = setCondition(c, { type: 'DatabaseClaimed', status: 'True', reason: 'Claimed', message: '' }, 1, t1);
+    c = setCondition(c, { type: 'Migrated', status: 'True', reason: 'Migrated', message: '' }, 1, t1);
     expect(c.map((x) => x.type)).toEqual(['DatabaseClaimed', 'Migrated', 'Ready']);
   });
 
   it('reports transitions of status or reason only', () => {
-    const before = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'A', message: 'x' }, 1, t1);
-    expect(transitions(before, setCondition(before, { type: 'Ready', status: 'False', reason: 'A', message: 'changed text' }, 1, t2))).toEqual([]);
-    expect(transitions(before, setCondition(before, { type: 'Ready', status: 'False', reason: 'B', message: 'x' }, 1, t2))).toHaveLength(1);
+    const before = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Migrating', message: 'x' }, 1, t1);
+    expect(transitions(before, setCondition(before, { type: 'Ready', status: 'False', reason: 'Migrating', message: 'changed text' }, 1, t2))).toEqual([]);
+    expect(transitions(before, setCondition(before, { type: 'Ready', status: 'False', reason: 'MigrationFailed', message: 'x' }, 1, t2))).toHaveLength(1);
   });
 
   it('reads a schema version from the migrate Job termination message', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DatabaseUriError, parseDatabaseIdentity } from '../../../src/operator/desired/database.js';
+import { DatabaseUriError, parseDatabaseAddress } from '../../../src/operator/desired/database.js';
 
-describe('database identity', () => {
+describe('database address', () => {
   it.each([
     ['postgresql://user:secret@db.example:5433/signer', 'db.example:5433/signer'],
     ['postgres://user:secret@DB.Example/signer?sslmode=require', 'db.example:5432/signer'],
@@ -12,9 +12,9 @@ describe('database identity', () => {
     ['postgresql://alice:p@h:1', 'h:1/alice'],
     ['postgresql:///db?host=/var/run/postgresql', '/var/run/postgresql:5432/db'],
   ])('%s → %s', (uri, identity) => {
-    const id = parseDatabaseIdentity(uri);
-    expect(id.identity).toBe(identity);
-    expect(id.identity).not.toContain('secret');
+    const id = parseDatabaseAddress(uri);
+    expect(id.address).toBe(identity);
+    expect(id.address).not.toContain('secret');
   });
 
   it.each([
@@ -25,7 +25,7 @@ describe('database identity', () => {
     ['postgresql:///db', 'names no host'],
     ['postgresql://h:5432', 'names no database'],
   ])('rejects %s', (uri, message) => {
-    expect(() => parseDatabaseIdentity(uri)).toThrow(DatabaseUriError);
-    expect(() => parseDatabaseIdentity(uri)).toThrow(message);
+    expect(() => parseDatabaseAddress(uri)).toThrow(DatabaseUriError);
+    expect(() => parseDatabaseAddress(uri)).toThrow(message);
   });
 });

@@ -1,8 +1,8 @@
-import type { ValidatorHASigner, ValidatorHASignerSpec } from '../../../src/operator/types.js';
+import type { ValidatorHASignerResource, ValidatorHASignerSpec } from '../../../src/operator/types.js';
 
 export const ADDR = `0x${'Ab'.repeat(20)}`;
 
-export function vhs(spec: Partial<ValidatorHASignerSpec> = {}, meta: Partial<ValidatorHASigner['metadata']> = {}): ValidatorHASigner {
+export function vhs(spec: Partial<ValidatorHASignerSpec> = {}, meta: Partial<ValidatorHASignerResource['metadata']> = {}): ValidatorHASignerResource {
   return {
     apiVersion: 'ha-signer.dev/v1alpha1',
     kind: 'ValidatorHASigner',

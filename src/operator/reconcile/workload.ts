@@ -1,0 +1,47 @@
+/**
+ * Phase 4, workload: the owned objects by server-side apply (field manager ha-signer-operator, force), then pruning
+ * of the ones the spec no longer asks for. Returns the applied Deployment (its status feeds phase 5).
+ */
+import type * as k8s from '@kubernetes/client-node';
+import {
+  buildTokenReviewBinding,
+  clientsConfigMapNeeded,
+  desiredWorkload,
+  names,
+  needsApiToken,
+  networkPolicyEnabled,
+  secretsChecksum,
+  SERVICE_MONITOR_GROUP_VERSION,
+  serviceMonitorRequested,
+} from '../desired/index.js';
+import type { BuildContext, ValidatorHASignerResource } from '../types.js';
+import type { WorkloadApi } from './api.js';
+
+export interface WorkloadResult {
+  deployment: k8s.V1Deployment | undefined;
+  /** ServiceMonitor asked for while its CRD is not served (worth one Warning Event). */
+  serviceMonitorCrdMissing: boolean;
+}
+
+export async function applyWorkload(
+  vhs: ValidatorHASignerResource,
+  api: WorkloadApi,
+  build: BuildContext,
+  secrets: Map<string, k8s.V1Secret | undefined>,
+): Promise<WorkloadResult> {
+  const ns = vhs.metadata.namespace;
+  const serves = () => api.servesGroupVersion(SERVICE_MONITOR_GROUP_VERSION).catch(() => false);
+  const serviceMonitorCrd = serviceMonitorRequested(vhs) ? await serves() : false;
+  let deployment: k8s.V1Deployment | undefined;
+  for (const obj of desiredWorkload(vhs, build, { secretsChecksum: secretsChecksum(vhs, secrets), serviceMonitorCrd })) {
+    const result = await api.apply(obj);
+    if (obj.kind === 'Deployment') deployment = result as k8s.V1Deployment;
+  }
+  // Prune what the spec no longer asks for.
+  if (needsApiToken(vhs)) await api.apply(buildTokenReviewBinding(vhs));
+  else await api.deleteClusterRoleBinding(names.tokenReviewBinding(ns, vhs.metadata.name));
+  if (!networkPolicyEnabled(vhs)) await api.deleteObject('networking.k8s.io/v1', 'NetworkPolicy', ns, names.networkPolicy(vhs));
+  if (!clientsConfigMapNeeded(vhs)) await api.deleteObject('v1', 'ConfigMap', ns, names.clientsConfigMap(vhs));
+  if (!serviceMonitorRequested(vhs) && (await serves())) await api.deleteObject(SERVICE_MONITOR_GROUP_VERSION, 'ServiceMonitor', ns, names.serviceMonitor(vhs));
+  return { deployment, serviceMonitorCrdMissing: serviceMonitorRequested(vhs) && !serviceMonitorCrd };
+}
