@@ -55,6 +55,11 @@ export interface CreateLoggerOptions {
   /** Default: HA_SIGNER_LOG_FORMAT, then pretty when the destination is a terminal, else json. */
   format?: LogFormat;
   env?: Env;
+  /**
+   * Called when a line cannot be written (EPIPE: the reader of a pipe went away, as in `npm run demo | head`).
+   * Default: drop the line; a closed log output must not crash a server.
+   */
+  onWriteError?: (error: NodeJS.ErrnoException) => void;
 }
 
 /** A pino logger in the shared format; fastify takes it as `loggerInstance`. */
@@ -74,18 +79,27 @@ export function createLogger(options: CreateLoggerOptions): Logger {
       // errWithCause keeps `cause` as a nested error (type, message, code, stack) instead of folding it into text.
       serializers: { err: pino.stdSerializers.errWithCause },
     },
-    (format === 'pretty' ? prettyStream(fd, stream.isTTY === true) : undefined) ?? pino.destination({ fd, sync: true }),
+    output(fd, format === 'pretty', stream.isTTY === true, options.onWriteError ?? (() => {})),
   );
+}
+
+/** Synchronous writes (nothing lost on exit); write errors go to onWriteError instead of an unhandled 'error' event. */
+function output(fd: 1 | 2, pretty: boolean, colorize: boolean, onWriteError: (error: NodeJS.ErrnoException) => void): DestinationStream {
+  const destination = pino.destination({ fd, sync: true });
+  destination.on('error', onWriteError);
+  const prettified = pretty ? prettyStream(destination, colorize) : undefined;
+  prettified?.on('error', onWriteError);
+  return prettified ?? destination;
 }
 
 /**
  * pino-pretty, loaded only when asked for (a synchronous require keeps createLogger synchronous). Undefined when the
  * package is absent (a production install without it): the caller falls back to JSON rather than failing to start.
  */
-function prettyStream(fd: 1 | 2, colorize: boolean): DestinationStream | undefined {
+function prettyStream(destination: DestinationStream, colorize: boolean): (DestinationStream & NodeJS.EventEmitter) | undefined {
   try {
-    const pretty = createRequire(import.meta.url)('pino-pretty') as (options: object) => DestinationStream;
-    return pretty({ destination: fd, sync: true, colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,component', messageFormat: '({component}) {msg}' });
+    const pretty = createRequire(import.meta.url)('pino-pretty') as (options: object) => DestinationStream & NodeJS.EventEmitter;
+    return pretty({ destination, sync: true, colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,component', messageFormat: '({component}) {msg}' });
   } catch {
     return undefined;
   }
