@@ -3,6 +3,6 @@ import { SERVE_USAGE } from '../signer/config.js';
 import type { Command } from './common.js';
 
 export const command: Command = {
-  usage: () => SERVE_USAGE,
+  usage: () => `${SERVE_USAGE}\n  -h, --help                       this text`,
   run: async (args) => (await import('../signer/serve.js')).serveCommand(args),
 };
