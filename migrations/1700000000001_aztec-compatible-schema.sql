@@ -30,8 +30,14 @@ CREATE TABLE IF NOT EXISTS validator_duties (
 CREATE INDEX IF NOT EXISTS idx_validator_duties_status ON validator_duties(status, started_at);
 CREATE INDEX IF NOT EXISTS idx_validator_duties_node ON validator_duties(node_id, started_at);
 
-INSERT INTO schema_version (version) VALUES (1) ON CONFLICT (version) DO NOTHING;
+-- Aztec's schema version goes only into an empty schema_version (a new database gets 1, what the published `latest`
+-- package accepts). An existing database keeps its version (1 or 2): inserting 1 beside Aztec's 2 would make the
+-- table say both. `ha-signer migrate up --aztec-schema 2` moves a database to 2 the way Aztec's migration 2 does.
+INSERT INTO schema_version (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
 
 -- Down Migration
-DROP TABLE IF EXISTS validator_duties;
-DROP TABLE IF EXISTS schema_version;
+-- Deliberately touches nothing. validator_duties and schema_version are Aztec's tables (they may have been created
+-- by Aztec's `migrate-ha-db up`, not by us) and validator_duties is the signed history that keeps validators from
+-- being slashed: no ha-signer down migration drops, truncates or alters them. Reverting this migration only
+-- removes its entry from ha_signer_migrations.
+SELECT 1;

@@ -3,11 +3,14 @@
 -- keep working unchanged. The invariants that can live inside PostgreSQL live here, so every client (ours or
 -- Aztec's published package) is held to them.
 
--- checkpoint_number: data, not part of the key. lease_expires_at: the database-time lease of an in-progress duty
--- held by an ha-signer node; NULL means the holder is a client without leases (Aztec's package), whose duty may
--- never be taken over with a different message hash (it returns its signature even when its record fails).
+-- lease_expires_at: the database-time lease of an in-progress duty held by an ha-signer node; NULL means the holder
+-- is a client without leases (Aztec's package), whose duty may never be taken over with a different message hash
+-- (it returns its signature even when its record fails). checkpoint_number is not added here: it is Aztec's column,
+-- created only by Aztec's migration 2_add-checkpoint-number (`ha-signer migrate up --aztec-schema 2`, or Aztec's own
+-- runner). Releases before 0.2 added it here; see docs/migrations.md for how such databases are settled.
+-- ALTER TABLE also takes validator_duties' exclusive lock: no client writes a duty until this migration commits,
+-- so the adoption check below sees every row.
 ALTER TABLE validator_duties
-  ADD COLUMN IF NOT EXISTS checkpoint_number BIGINT NOT NULL DEFAULT 0,
   ADD COLUMN IF NOT EXISTS lease_expires_at TIMESTAMPTZ DEFAULT NULL,
   ADD COLUMN IF NOT EXISTS takeovers INTEGER NOT NULL DEFAULT 0;
 
@@ -18,6 +21,29 @@ CREATE TABLE IF NOT EXISTS ha_signer_rollup_binding (
   bound_at TIMESTAMPTZ NOT NULL DEFAULT now(),
   previous_rollup_addresses VARCHAR(42)[] NOT NULL DEFAULT '{}'
 );
+
+-- Adoption is explicit: `ha-signer migrate up --rollup-address 0x..` passes the rollup in the session setting
+-- ha_signer.bind_rollup, bound here in the same transaction that creates the guards. A database that already holds
+-- duties (an existing Aztec HA database) is not adopted without it: binding "at first use" would bind it to whichever
+-- node writes first, possibly an old rollup's node still running during an upgrade.
+INSERT INTO ha_signer_rollup_binding (rollup_address)
+  SELECT lower(current_setting('ha_signer.bind_rollup'))
+  WHERE coalesce(current_setting('ha_signer.bind_rollup', true), '') <> ''
+  ON CONFLICT DO NOTHING;
+DO $$
+DECLARE
+  found TEXT;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM ha_signer_rollup_binding) AND EXISTS (SELECT 1 FROM validator_duties) THEN
+    SELECT string_agg(format('%s (newest slot %s, %s duties)', rollup_address, newest, n), ', ' ORDER BY newest DESC)
+      INTO found
+      FROM (SELECT rollup_address, max(slot) AS newest, count(*) AS n FROM validator_duties GROUP BY rollup_address) r;
+    RAISE EXCEPTION USING ERRCODE = 'HA007',
+      MESSAGE = format('this database already holds duties and is bound to no rollup; found: %s', found),
+      HINT = 'adopt it with `ha-signer migrate up --rollup-address <the rollup your validators sign for>` (docs/migrations.md)';
+  END IF;
+END
+$$;
 
 -- Pruning never reopens a slot: signed duties are deleted only at or below this per-validator low watermark,
 -- and no duty at or below it may be inserted again.
@@ -129,6 +155,24 @@ CREATE TRIGGER ha_signer_after_change AFTER UPDATE OR DELETE ON validator_duties
   FOR EACH ROW EXECUTE FUNCTION ha_signer_duties_notify();
 
 -- Down Migration
+-- Removes ha-signer's guards and nothing else: every row stays (validator_duties, ha_signer_watermarks,
+-- ha_signer_rollup_binding) and so do the columns lease_expires_at and takeovers, so `migrate up` restores the same
+-- protection. Without these triggers the database no longer refuses a pruned slot, so while any watermark exists
+-- this is refused unless the session says ha_signer.force_down = 'on' (`ha-signer migrate down --force`).
+DO $$
+DECLARE
+  pruned TEXT;
+BEGIN
+  IF to_regclass('ha_signer_watermarks') IS NOT NULL AND EXISTS (SELECT 1 FROM ha_signer_watermarks)
+     AND coalesce(current_setting('ha_signer.force_down', true), '') <> 'on' THEN
+    SELECT format('%s validator(s) have pruned history (highest low watermark: slot %s)', count(*), max(low_slot))
+      INTO pruned FROM ha_signer_watermarks;
+    RAISE EXCEPTION USING ERRCODE = 'HA006',
+      MESSAGE = format('refusing to remove the protection triggers: %s, and without the triggers a pruned slot could be signed again with another hash', pruned),
+      HINT = 'keep the protection; if you must, `ha-signer migrate down --force` removes it and prints what is lost until `migrate up`';
+  END IF;
+END
+$$;
 DROP TRIGGER IF EXISTS ha_signer_after_change ON validator_duties;
 DROP TRIGGER IF EXISTS ha_signer_before_delete ON validator_duties;
 DROP TRIGGER IF EXISTS ha_signer_before_update ON validator_duties;
@@ -138,9 +182,3 @@ DROP FUNCTION IF EXISTS ha_signer_duties_before_delete();
 DROP FUNCTION IF EXISTS ha_signer_duties_before_update();
 DROP FUNCTION IF EXISTS ha_signer_duties_before_insert();
 DROP FUNCTION IF EXISTS ha_signer_bound_rollup();
-DROP TABLE IF EXISTS ha_signer_watermarks;
-DROP TABLE IF EXISTS ha_signer_rollup_binding;
-ALTER TABLE validator_duties
-  DROP COLUMN IF EXISTS takeovers,
-  DROP COLUMN IF EXISTS lease_expires_at,
-  DROP COLUMN IF EXISTS checkpoint_number;

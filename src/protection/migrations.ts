@@ -1,12 +1,31 @@
-/** Schema migrations (node-pg-migrate, SQL files in the package's top-level migrations/ folder) and rollup rebinding. */
+/**
+ * Schema migrations (node-pg-migrate, SQL files in the package's top-level migrations/ folder), Aztec's schema
+ * version (migrations/aztec/, recorded where Aztec's own runner looks), adoption and rollup rebinding.
+ */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { normalizeAddress } from './values.js';
-import { MIGRATIONS_TABLE, SELECT_BOUND_ROLLUP } from './schema.js';
+import {
+  AZTEC_MIGRATIONS,
+  AZTEC_MIGRATIONS_TABLE,
+  AZTEC_SCHEMA_VERSION,
+  type AztecSchemaVersion,
+  HA_SIGNER_MIGRATIONS,
+  isAztecSchemaVersion,
+  MIGRATIONS_TABLE,
+  SELECT_BOUND_ROLLUP,
+} from './schema.js';
 import { RollupBindingError } from './errors.js';
+import { describeDown, describeSchema, type MigrationReport, type TableCounts } from './migration-report.js';
+
+export type { MigrationReport } from './migration-report.js';
+
+/** node-pg-migrate's advisory lock id, which Aztec's `migrate-ha-db` also takes: the two runners exclude each other. */
+const MIGRATION_LOCK_ID = '7241865325823964';
+const PROTECTION_MIGRATION = HA_SIGNER_MIGRATIONS[1];
 
 /** The migrations/ folder shipped beside dist/ (and src/) in the package. */
 export function migrationsDir(): string {
@@ -22,32 +41,249 @@ export function migrationsDir(): string {
 export interface MigrateOptions {
   databaseUrl: string;
   direction: 'up' | 'down';
-  /** For down: how many migrations to undo (default 1). */
+  /** For down: how many of ha-signer's migrations to undo (default 1). */
   count?: number;
-  /** Bind the database to this rollup (up only); fails if it is bound to another. */
+  /** Bind the database to this rollup (up only); required to adopt a database that already holds duties. */
   rollupAddress?: string;
+  /** Up only: the Aztec schema to leave the database at (default: keep what it has; a new database gets 1). */
+  aztecSchema?: AztecSchemaVersion;
+  /** Down only: remove the protection triggers even though pruned history exists (prints what is lost). */
+  force?: boolean;
   log?: (message: string) => void;
 }
 
-/**
- * Runs migrations. `up` twice is a no-op; concurrent `up` from several processes waits on node-pg-migrate's
- * advisory lock, so exactly one applies each migration.
- */
+/** A refusal of `migrate` that names what it found and the flag that decides (the CLI prints it and exits 1). */
+export class MigrationRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MigrationRefusedError';
+  }
+}
+
+/** Runs migrations and returns the names applied (up) or reverted (down). See migrate() for the full report. */
 export async function runMigrations(options: MigrateOptions): Promise<string[]> {
+  return (await migrate(options)).applied;
+}
+
+/**
+ * Up: ha-signer's migrations, then Aztec's schema track to the requested version, then the rollup binding. Down:
+ * reverts ha-signer's own migrations only, which never drop, truncate or alter Aztec's tables or delete a row.
+ * Everything runs under node-pg-migrate's advisory lock (waiting for it), so concurrent runs apply each step once.
+ */
+export async function migrate(options: MigrateOptions): Promise<MigrationReport> {
+  const rollup = options.rollupAddress === undefined ? undefined : normalizeAddress('rollupAddress', options.rollupAddress);
+  if (options.aztecSchema !== undefined && !isAztecSchemaVersion(options.aztecSchema)) {
+    throw new MigrationRefusedError(`aztecSchema: expected 1 or 2, got ${String(options.aztecSchema)}`);
+  }
+  const client = new pg.Client({ connectionString: options.databaseUrl });
+  await client.connect();
+  try {
+    await client.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK_ID})`);
+    try {
+      return options.direction === 'up' ? await up(client, options, rollup) : await down(client, options);
+    } finally {
+      await client.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_ID})`).catch(() => {});
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function up(client: pg.Client, options: MigrateOptions, rollup: string | undefined): Promise<MigrationReport> {
+  const before = await inspect(client);
+  if (before.aztecVersion !== undefined && !isAztecSchemaVersion(before.aztecVersion)) {
+    throw new MigrationRefusedError(
+      `schema_version says Aztec schema ${before.aztecVersion}, which this ha-signer does not know (it knows 1 and 2); upgrade ha-signer`,
+    );
+  }
+  if (options.aztecSchema !== undefined && before.aztecVersion !== undefined && options.aztecSchema < before.aztecVersion) {
+    throw new MigrationRefusedError(
+      `--aztec-schema ${options.aztecSchema}: the database is at Aztec schema ${before.aztecVersion} and ha-signer never lowers it ` +
+        '(that would drop Aztec\'s checkpoint_number); Aztec nodes that only accept schema 1 cannot use this database',
+    );
+  }
+  if (rollup === undefined && before.boundRollup === undefined && before.counts.validatorDuties > 0) {
+    throw new MigrationRefusedError(
+      `this database already holds ${before.counts.validatorDuties} duties and is bound to no rollup; found: ${await rollupsFound(client)}. ` +
+        'Adopt it explicitly: `ha-signer migrate up --rollup-address <the rollup your validators sign for>` (docs/migrations.md)',
+    );
+  }
+  // Migration 1700000000002 binds the rollup in its own transaction, from this session setting (adoption).
+  await client.query(`SELECT set_config('ha_signer.bind_rollup', $1, false)`, [rollup ?? '']);
   const applied = await runner({
-    databaseUrl: options.databaseUrl,
+    dbClient: client,
+    noLock: true,
     dir: migrationsDir(),
-    direction: options.direction,
+    direction: 'up',
     migrationsTable: MIGRATIONS_TABLE,
-    ...(options.direction === 'down' ? { count: options.count ?? 1 } : {}),
     singleTransaction: true,
-    advisoryLockMode: 'wait',
     checkOrder: true,
     log: options.log ?? (() => {}),
     verbose: false,
   });
-  if (options.direction === 'up' && options.rollupAddress) await bindRollup(options.databaseUrl, options.rollupAddress);
-  return applied.map((migration) => migration.name);
+  const settled = await settleAztecSchema(client, options);
+  if (rollup !== undefined) await bindRollupWith(client, rollup);
+  const after = await inspect(client);
+  const aztecSchemaVersion = after.aztecVersion as AztecSchemaVersion;
+  return {
+    direction: 'up',
+    applied: [...applied.map((m) => m.name), ...settled.applied.map((name) => `aztec:${name}`)],
+    aztecSchemaVersion,
+    acceptedBy: describeSchema(aztecSchemaVersion),
+    counts: after.counts,
+    ...(after.boundRollup !== undefined ? { boundRollup: after.boundRollup } : {}),
+    notes: settled.notes,
+  };
+}
+
+/**
+ * Brings Aztec's schema to the requested version by Aztec's own migration names, recorded in Aztec's `pgmigrations`
+ * (migrations/aztec/), so Aztec's runner finds them applied. Keeps the version by default.
+ */
+async function settleAztecSchema(client: pg.Client, options: MigrateOptions): Promise<{ applied: string[]; notes: string[] }> {
+  // A new database got AZTEC_SCHEMA_VERSION from migration 1700000000001; an existing one keeps its version.
+  const current = (await inspect(client)).aztecVersion ?? AZTEC_SCHEMA_VERSION;
+  const target = options.aztecSchema ?? (current as AztecSchemaVersion);
+  const notes: string[] = [];
+  const recorded = await aztecMigrationsRecorded(client);
+  const pending = target - AZTEC_MIGRATIONS.filter((name) => recorded.includes(name)).length;
+  if (target === 1 && !recorded.includes(AZTEC_MIGRATIONS[1]) && (await hasColumn(client, 'checkpoint_number'))) {
+    // Left by ha-signer before 0.2 (it added the column while reporting version 1). Aztec's migration 2 would fail on
+    // it ("already exists"); renamed, values kept, and renamed back by migration 2 when the database moves to 2.
+    await client.query('ALTER TABLE validator_duties RENAME COLUMN checkpoint_number TO ha_signer_checkpoint_number');
+    notes.push(
+      'validator_duties.checkpoint_number (added by ha-signer < 0.2 at Aztec schema 1) was renamed to ha_signer_checkpoint_number, ' +
+        'values kept, so that Aztec\'s migration 2_add-checkpoint-number applies; `migrate up --aztec-schema 2` renames it back',
+    );
+  }
+  if (pending <= 0) return { applied: [], notes };
+  const applied = await runner({
+    dbClient: client,
+    noLock: true,
+    dir: join(migrationsDir(), 'aztec'),
+    direction: 'up',
+    migrationsTable: AZTEC_MIGRATIONS_TABLE,
+    count: pending,
+    singleTransaction: true,
+    checkOrder: true,
+    log: options.log ?? (() => {}),
+    verbose: false,
+  });
+  return { applied: applied.map((m) => m.name), notes };
+}
+
+async function down(client: pg.Client, options: MigrateOptions): Promise<MigrationReport> {
+  const before = await inspect(client);
+  const count = options.count ?? 1;
+  const toRevert = before.haSignerMigrations.slice(-count).reverse();
+  if (toRevert.includes(PROTECTION_MIGRATION) && before.counts.watermarks > 0) {
+    const lost = await watermarksSummary(client);
+    if (!options.force) {
+      throw new MigrationRefusedError(
+        `refusing to revert ${PROTECTION_MIGRATION}: ${lost}. Without its triggers the database would accept a pruned slot again, ` +
+          'so an Aztec node could sign it with another hash. Keep the protection; `migrate down --force` removes it anyway',
+      );
+    }
+    await client.query(`SELECT set_config('ha_signer.force_down', 'on', false)`);
+  }
+  const reverted = await runner({
+    dbClient: client,
+    noLock: true,
+    dir: migrationsDir(),
+    direction: 'down',
+    count,
+    migrationsTable: MIGRATIONS_TABLE,
+    singleTransaction: true,
+    checkOrder: true,
+    log: options.log ?? (() => {}),
+    verbose: false,
+  });
+  const after = await inspect(client);
+  const names = reverted.map((m) => m.name);
+  return {
+    direction: 'down',
+    applied: names,
+    ...(isAztecSchemaVersion(after.aztecVersion) ? { aztecSchemaVersion: after.aztecVersion } : {}),
+    counts: after.counts,
+    ...(after.boundRollup !== undefined ? { boundRollup: after.boundRollup } : {}),
+    ...describeDown(names, before.counts, after.counts, names.includes(PROTECTION_MIGRATION) && before.counts.watermarks > 0 ? await watermarksSummary(client) : undefined),
+  };
+}
+
+interface Inspection {
+  aztecVersion: number | undefined;
+  haSignerMigrations: string[];
+  boundRollup: string | undefined;
+  counts: TableCounts;
+}
+
+async function tableExists(client: pg.Client, name: string): Promise<boolean> {
+  return (await client.query<{ found: boolean }>('SELECT to_regclass($1) IS NOT NULL AS found', [name])).rows[0]!.found;
+}
+
+async function hasColumn(client: pg.Client, column: string): Promise<boolean> {
+  const result = await client.query(
+    `SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'validator_duties' AND column_name = $1`,
+    [column],
+  );
+  return result.rows.length > 0;
+}
+
+async function count(client: pg.Client, table: string): Promise<number> {
+  if (!(await tableExists(client, table))) return 0;
+  return Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]!.n);
+}
+
+async function inspect(client: pg.Client): Promise<Inspection> {
+  const versions = (await tableExists(client, 'schema_version'))
+    ? (await client.query<{ version: number }>('SELECT version FROM schema_version ORDER BY version DESC LIMIT 1')).rows
+    : [];
+  const migrations = (await tableExists(client, MIGRATIONS_TABLE))
+    ? (await client.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE} ORDER BY run_on, id`)).rows.map((r) => r.name)
+    : [];
+  const bound = (await tableExists(client, 'ha_signer_rollup_binding'))
+    ? (await client.query<{ rollup_address: string }>(SELECT_BOUND_ROLLUP)).rows[0]?.rollup_address
+    : undefined;
+  return {
+    aztecVersion: versions[0]?.version,
+    haSignerMigrations: migrations,
+    boundRollup: bound,
+    counts: {
+      validatorDuties: await count(client, 'validator_duties'),
+      signedDuties: (await tableExists(client, 'validator_duties'))
+        ? Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM validator_duties WHERE status = 'signed'`)).rows[0]!.n)
+        : 0,
+      watermarks: await count(client, 'ha_signer_watermarks'),
+    },
+  };
+}
+
+async function aztecMigrationsRecorded(client: pg.Client): Promise<string[]> {
+  if (!(await tableExists(client, AZTEC_MIGRATIONS_TABLE))) return [];
+  return (await client.query<{ name: string }>(`SELECT name FROM ${AZTEC_MIGRATIONS_TABLE} ORDER BY run_on, id`)).rows.map((r) => r.name);
+}
+
+/** The rollups a database holds duties of, newest slot first: named when adoption needs --rollup-address. */
+async function rollupsFound(client: pg.Client): Promise<string> {
+  const rows = await client.query<{ rollup_address: string; newest: string; n: string }>(
+    'SELECT rollup_address, max(slot) AS newest, count(*) AS n FROM validator_duties GROUP BY rollup_address ORDER BY max(slot) DESC',
+  );
+  return rows.rows.map((r) => `${r.rollup_address} (newest slot ${r.newest}, ${r.n} duties)`).join(', ');
+}
+
+async function watermarksSummary(client: pg.Client): Promise<string> {
+  const rows = await client.query<{ validator_address: string; low_slot: string }>(
+    'SELECT validator_address, low_slot FROM ha_signer_watermarks ORDER BY low_slot DESC, validator_address LIMIT 5',
+  );
+  const total = await count(client, 'ha_signer_watermarks');
+  const listed = rows.rows.map((r) => `${r.validator_address} up to slot ${r.low_slot}`).join(', ');
+  return `${total} validator(s) have pruned history (${listed}${total > rows.rows.length ? ', …' : ''})`;
+}
+
+async function bindRollupWith(client: pg.Client, rollup: string): Promise<void> {
+  await client.query('INSERT INTO ha_signer_rollup_binding (rollup_address) VALUES ($1) ON CONFLICT DO NOTHING', [rollup]);
+  const bound = (await client.query<{ rollup_address: string }>(SELECT_BOUND_ROLLUP)).rows[0]?.rollup_address;
+  if (bound !== rollup) throw new RollupBindingError(bound ?? '(none)', rollup);
 }
 
 async function withClient<T>(databaseUrl: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -63,11 +299,7 @@ async function withClient<T>(databaseUrl: string, run: (client: pg.Client) => Pr
 /** Binds an unbound database to `rollupAddress`; throws RollupBindingError when it is bound to another. */
 export async function bindRollup(databaseUrl: string, rollupAddress: string): Promise<void> {
   const rollup = normalizeAddress('rollupAddress', rollupAddress);
-  await withClient(databaseUrl, async (client) => {
-    await client.query('INSERT INTO ha_signer_rollup_binding (rollup_address) VALUES ($1) ON CONFLICT DO NOTHING', [rollup]);
-    const bound = (await client.query<{ rollup_address: string }>(SELECT_BOUND_ROLLUP)).rows[0]?.rollup_address;
-    if (bound !== rollup) throw new RollupBindingError(bound ?? '(none)', rollup);
-  });
+  await withClient(databaseUrl, (client) => bindRollupWith(client, rollup));
 }
 
 /**

@@ -1,10 +1,26 @@
-/** SQL of the protection core. The schema itself lives in the top-level migrations/ folder. */
+/** SQL of the protection core and the schema check. The schema itself lives in the top-level migrations/ folder. */
+import type pg from 'pg';
+import { DatabaseUnavailableError, SchemaVersionError } from './errors.js';
 
-/** The `schema_version` value of the published @aztec/validator-ha-signer that this schema stays compatible with. */
-export const AZTEC_SCHEMA_VERSION = 1;
+/**
+ * Aztec's `schema_version`s that ha-signer serves: 1 (`1_initial-schema`, what @aztec/validator-ha-signer 4.1.x and
+ * 4.3.0-nightly.20260417 accept) and 2 (`2_add-checkpoint-number`, adds validator_duties.checkpoint_number).
+ */
+export const AZTEC_SCHEMA_VERSIONS = [1, 2] as const;
+export type AztecSchemaVersion = (typeof AZTEC_SCHEMA_VERSIONS)[number];
+/** The version a new database gets: what the published `latest` @aztec/validator-ha-signer (4.1.2) accepts. */
+export const AZTEC_SCHEMA_VERSION: AztecSchemaVersion = 1;
+/** Aztec's node-pg-migrate table and its migration names, per schema version (migrations/aztec/ mirrors them). */
+export const AZTEC_MIGRATIONS_TABLE = 'pgmigrations';
+export const AZTEC_MIGRATIONS = ['1_initial-schema', '2_add-checkpoint-number'] as const;
 
 /** ha-signer's own migrations, in order; initialize() requires all of them (kept apart from `schema_version`). */
-export const HA_SIGNER_MIGRATIONS = ['1700000000001_aztec-compatible-schema', '1700000000002_ha-signer-protection'] as const;
+export const HA_SIGNER_MIGRATIONS = [
+  '1700000000001_aztec-compatible-schema',
+  '1700000000002_ha-signer-protection',
+  '1700000000003_history-guards',
+  '1700000000004_claim-lookup-index',
+] as const;
 export const HA_SIGNER_SCHEMA_VERSION = HA_SIGNER_MIGRATIONS.length;
 export const MIGRATIONS_TABLE = 'ha_signer_migrations';
 export const NOTIFY_CHANNEL = 'ha_signer_duty';
@@ -19,6 +35,8 @@ export const SQLSTATE = {
   deadlock: '40P01',
   serializationFailure: '40001',
   undefinedTable: '42P01',
+  protectionDownRefused: 'HA006',
+  adoptionNeedsRollup: 'HA007',
 } as const;
 
 const KEY_MATCH = (d: string, i: string): string =>
@@ -146,3 +164,74 @@ SELECT d.* FROM validator_duties d
 WHERE d.rollup_address = $1 AND d.validator_address = $2 AND d.slot >= $3 AND d.slot <= $4
 ORDER BY d.slot, d.duty_type, d.block_index_within_checkpoint
 LIMIT $5`;
+
+/** What verifySchema found: the store reads and writes checkpoint_number only at Aztec schema 2. */
+export interface SchemaCheck {
+  aztecSchemaVersion: AztecSchemaVersion;
+  haSignerSchemaVersion: number;
+}
+
+/** Runs one statement (pg.Pool#query, or the store's statement runner with its timeouts and error mapping). */
+export type RunStatement = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
+
+const MIGRATE_HINT = 'run `ha-signer migrate up --database-url <url>`';
+
+export function isAztecSchemaVersion(version: number | undefined): version is AztecSchemaVersion {
+  return (AZTEC_SCHEMA_VERSIONS as readonly number[]).includes(version ?? -1);
+}
+
+/**
+ * Throws SchemaVersionError when the schema is missing, old, unknown or inconsistent (Aztec schema 2 without its
+ * checkpoint_number column), DatabaseUnavailableError when the database cannot be asked. No side effects.
+ */
+export async function verifySchema(run: RunStatement): Promise<SchemaCheck> {
+  let aztecVersion: number | undefined;
+  let applied: string[];
+  let hasCheckpointNumber: boolean;
+  try {
+    // Aztec's own check reads the highest version the same way.
+    const version = await run<{ version: number }>('SELECT version FROM schema_version ORDER BY version DESC LIMIT 1', []);
+    aztecVersion = version.rows[0]?.version;
+    const migrations = await run<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE} ORDER BY run_on, id`, []);
+    applied = migrations.rows.map((row) => row.name);
+    const column = await run(
+      `SELECT 1 FROM information_schema.columns
+       WHERE table_schema = current_schema() AND table_name = 'validator_duties' AND column_name = 'checkpoint_number'`,
+      [],
+    );
+    hasCheckpointNumber = column.rows.length > 0;
+  } catch (error) {
+    if ((error as { code?: string }).code === SQLSTATE.undefinedTable) {
+      throw new SchemaVersionError(`Database schema not initialized (${(error as Error).message}); ${MIGRATE_HINT}`);
+    }
+    if (error instanceof DatabaseUnavailableError) throw error;
+    throw new DatabaseUnavailableError(`PostgreSQL unavailable while verifying the schema: ${(error as Error).message}`, { cause: error });
+  }
+  if (aztecVersion === undefined) throw new SchemaVersionError(`Database schema not initialized (no schema_version row); ${MIGRATE_HINT}`);
+  if (!isAztecSchemaVersion(aztecVersion)) {
+    throw new SchemaVersionError(
+      `Database schema_version ${aztecVersion} is not one this signer knows (${AZTEC_SCHEMA_VERSIONS.join(', ')}); refusing to sign. ` +
+        (aztecVersion < 1 ? MIGRATE_HINT : 'upgrade ha-signer to a release that knows this Aztec schema'),
+    );
+  }
+  if (aztecVersion === 2 && !hasCheckpointNumber) {
+    throw new SchemaVersionError(
+      'Database says Aztec schema_version 2 but validator_duties has no checkpoint_number column (Aztec migration ' +
+        `2_add-checkpoint-number half applied?); refusing to sign. ${MIGRATE_HINT} --aztec-schema 2`,
+    );
+  }
+  const unknown = applied.filter((name) => !(HA_SIGNER_MIGRATIONS as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new SchemaVersionError(
+      `Database has ha-signer migrations this release does not know (${unknown.join(', ')}): it was migrated by a newer ` +
+        `release; upgrade ha-signer. Refusing to sign.`,
+    );
+  }
+  const missing = HA_SIGNER_MIGRATIONS.filter((name) => !applied.includes(name));
+  if (missing.length > 0) {
+    throw new SchemaVersionError(
+      `Database ha-signer schema version ${applied.length} is older than ${HA_SIGNER_SCHEMA_VERSION} (missing ${missing.join(', ')}); ${MIGRATE_HINT}`,
+    );
+  }
+  return { aztecSchemaVersion: aztecVersion, haSignerSchemaVersion: applied.length };
+}
