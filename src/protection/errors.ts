@@ -16,6 +16,27 @@ export class DutyAlreadySignedError extends Error {
   }
 }
 
+/**
+ * Another node still holds the duty (status `signing`, lease not expired) after this caller waited
+ * signingTimeoutMs, and a fresh read confirmed it is not signed. A subclass of DutyAlreadySignedError so Aztec's
+ * validator client, which treats that error as "another node handles this duty", keeps working unchanged; the
+ * signer's HTTP layer checks this class first and answers 503 "still in progress" (retry later), not 409.
+ */
+export class DutyInProgressError extends DutyAlreadySignedError {
+  constructor(
+    slot: bigint,
+    dutyType: DutyType,
+    blockIndexWithinCheckpoint: number,
+    /** The node holding the duty's lock. */
+    public readonly holderNodeId: string,
+    public readonly waitedMs: number,
+  ) {
+    super(slot, dutyType, blockIndexWithinCheckpoint, 'unknown (timeout)');
+    this.message = `Duty ${dutyType} for slot ${slot} is still being signed by node ${holderNodeId} after waiting ${waitedMs} ms; retry later`;
+    this.name = 'DutyInProgressError';
+  }
+}
+
 /** The same validator tried to sign different data for the same duty: refused. */
 export class SlashingProtectionError extends Error {
   constructor(
@@ -48,6 +69,39 @@ export class SigningLockLostError extends Error {
         `node's token, so the signature is withheld`,
     );
     this.name = 'SigningLockLostError';
+  }
+}
+
+/** A duty at or below its validator's low watermark: its history was pruned, so it is refused outright. */
+export function belowWatermarkError(
+  duty: { slot: bigint; dutyType: DutyType; blockIndexWithinCheckpoint: number; messageHash: string; validatorAddress: string },
+  lowSlot: bigint,
+): SlashingProtectionError {
+  return new SlashingProtectionError(
+    duty.slot,
+    duty.dutyType,
+    duty.blockIndexWithinCheckpoint,
+    'unknown (pruned)',
+    duty.messageHash,
+    'unknown (pruned)',
+    `Slashing protection: ${duty.dutyType} for slot ${duty.slot} is at or below validator ` +
+      `${duty.validatorAddress}'s low watermark ${lowSlot} (its history was pruned), so it can never be signed again`,
+  );
+}
+
+/** signFn did not settle within signingOperationTimeoutMs: the duty was released, nothing was signed. */
+export class SigningTimeoutError extends Error {
+  constructor(dutyType: string, slot: bigint, timeoutMs: number) {
+    super(`Signing operation for ${dutyType} at slot ${slot} timed out after ${timeoutMs}ms`);
+    this.name = 'SigningTimeoutError';
+  }
+}
+
+/** Thrown by calls made after stop(): a stopping signer takes no new duties. */
+export class SignerStoppedError extends Error {
+  constructor() {
+    super('the HA signer is stopping and takes no new duties');
+    this.name = 'SignerStoppedError';
   }
 }
 

@@ -1,7 +1,8 @@
 /** createHASigner: the package's entry point, on a pg pool (or one you pass). */
 import pg from 'pg';
 import { type CreateHASignerConfig, DEFAULTS, resolveSignerConfig, ENV, parseDatabaseUrl } from './config.js';
-import { PostgresSlashingProtectionDatabase, type QueryablePool } from './db.js';
+import { PostgresSlashingProtectionDatabase } from './db/postgres.js';
+import { DEFAULT_STATEMENT_TIMEOUT_MS, type QueryablePool } from './db/runner.js';
 import { ConfigError } from './errors.js';
 import { silentLogger } from './logger.js';
 import type { Logger, ProtectionObserver } from './types.js';
@@ -11,9 +12,16 @@ export interface CreateHASignerDeps {
   pool?: QueryablePool;
   logger?: Logger;
   observer?: ProtectionObserver;
+  /** Bound of each database statement of the signing path (default DEFAULT_STATEMENT_TIMEOUT_MS). */
+  statementTimeoutMs?: number;
 }
 
-export function createPool(config: CreateHASignerConfig, logger: Logger = silentLogger): pg.Pool {
+/**
+ * A pool whose sessions bound every statement and lock wait in PostgreSQL itself (statement_timeout,
+ * lock_timeout), so a blocked statement is cancelled by the server and its connection kept; a dead or frozen
+ * connection is caught by the store's client-side timeout instead.
+ */
+export function createPool(config: CreateHASignerConfig, logger: Logger = silentLogger, statementTimeoutMs = DEFAULT_STATEMENT_TIMEOUT_MS): pg.Pool {
   const pool = new pg.Pool({
     connectionString: config.databaseUrl,
     max: config.poolMaxCount ?? DEFAULTS.poolMaxCount,
@@ -21,6 +29,10 @@ export function createPool(config: CreateHASignerConfig, logger: Logger = silent
     idleTimeoutMillis: config.poolIdleTimeoutMs ?? DEFAULTS.poolIdleTimeoutMs,
     connectionTimeoutMillis: config.poolConnectionTimeoutMs ?? DEFAULTS.poolConnectionTimeoutMs,
     application_name: `ha-signer:${config.nodeId}`.slice(0, 63),
+    statement_timeout: statementTimeoutMs,
+    lock_timeout: statementTimeoutMs,
+    // A session left inside a transaction (a process paused mid-prune) must not hold row locks for long.
+    idle_in_transaction_session_timeout: 60_000,
   });
   // Without a listener an idle client's error (PostgreSQL restarting) would crash the process.
   pool.on('error', (error) => logger.warn({ err: error.message }, 'idle PostgreSQL connection failed'));
@@ -41,8 +53,9 @@ export async function createHASigner(
     parseDatabaseUrl(`databaseUrl (${ENV.databaseUrl})`, config.databaseUrl);
   }
   const logger = deps.logger ?? silentLogger;
-  const pool = deps.pool ?? createPool(config, logger);
-  const db = new PostgresSlashingProtectionDatabase(pool, { logger, leaseMs: resolved.leaseMs });
+  const statementTimeoutMs = deps.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const pool = deps.pool ?? createPool(config, logger, statementTimeoutMs);
+  const db = new PostgresSlashingProtectionDatabase(pool, { logger, leaseMs: resolved.leaseMs, statementTimeoutMs });
   try {
     await db.initialize();
   } catch (error) {

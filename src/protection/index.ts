@@ -1,11 +1,20 @@
 export * from './types.js';
 export * from './errors.js';
 export * from './config.js';
-export { PostgresSlashingProtectionDatabase, type QueryablePool, type PostgresDatabaseOptions, type ClaimResult } from './db.js';
+export {
+  PostgresSlashingProtectionDatabase,
+  DEFAULT_STATEMENT_TIMEOUT_MS,
+  type ClaimResult,
+  type PostgresDatabaseOptions,
+  type ProtectionStore,
+  type QueryablePool,
+  type SchemaState,
+  type StoreHealth,
+} from './db.js';
 export { SlashingProtectionService, type SlashingProtectionServiceDeps } from './slashing-protection-service.js';
-export { ValidatorHASigner, SigningTimeoutError, SignerStoppedError, type ValidatorHASignerDeps } from './validator-ha-signer.js';
+export { ValidatorHASigner, type ValidatorHASignerDeps } from './validator-ha-signer.js';
 export { createHASigner, createPool, type CreateHASignerDeps } from './factory.js';
-export { runMigrations, rebindRollup, bindRollup, migrationsDir, type MigrateOptions } from './migrations.js';
-export { AZTEC_SCHEMA_VERSION, HA_SIGNER_SCHEMA_VERSION } from './schema.js';
-export { dutyFromContext, normalizeAddress, normalizeHash32, normalizeSignature, toUint64, toDutyType } from './values.js';
+export { migrate, runMigrations, rebindRollup, bindRollup, migrationsDir, MigrationRefusedError, type MigrateOptions, type MigrationReport } from './migrations.js';
+export { AZTEC_SCHEMA_VERSION, AZTEC_SCHEMA_VERSIONS, type AztecSchemaVersion, HA_SIGNER_SCHEMA_VERSION, type SchemaCheck } from './schema.js';
+export { claimParams, dutyFromContext, normalizeAddress, normalizeHash32, normalizeSignature, parseDuty, toUint64, toDutyType } from './values.js';
 export { jsonLogger, silentLogger } from './logger.js';

@@ -8,6 +8,9 @@ import pg from 'pg';
 import { NOTIFY_CHANNEL } from './schema.js';
 import type { Logger } from './types.js';
 
+const MAX_RECONNECT_DELAY_MS = 1_000;
+const CONNECT_TIMEOUT_MS = 5_000;
+
 export interface DutySubscription {
   /** Resolves true when the duty changed, false when `timeoutMs` passed first. */
   wait(timeoutMs: number): Promise<boolean>;
@@ -20,7 +23,8 @@ export class DutyNotifications {
   private connecting: Promise<void> | undefined;
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private reconnectDelayMs = 100;
+  /** The first retry after a loss is immediate; then 100 ms doubling up to 1 s (waiters poll meanwhile). */
+  private reconnectDelayMs = 0;
 
   constructor(
     private readonly clientConfig: pg.ClientConfig,
@@ -41,7 +45,14 @@ export class DutyNotifications {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ ...this.clientConfig, application_name: 'ha-signer-listen' });
+    // A connect or LISTEN that hangs must not stall reconnecting: both are bounded.
+    const client = new pg.Client({
+      ...this.clientConfig,
+      application_name: 'ha-signer-listen',
+      connectionTimeoutMillis: this.clientConfig.connectionTimeoutMillis || CONNECT_TIMEOUT_MS,
+      query_timeout: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+    });
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client, new Error('connection ended')));
     client.on('notification', (message) => {
@@ -55,7 +66,7 @@ export class DutyNotifications {
         return;
       }
       this.client = client;
-      this.reconnectDelayMs = 100;
+      this.reconnectDelayMs = 0;
       // Anything may have changed while we were not listening.
       for (const key of [...this.waiters.keys()]) this.wake(key);
     } catch (error) {
@@ -81,7 +92,16 @@ export class DutyNotifications {
       void this.start();
     }, this.reconnectDelayMs);
     this.reconnectTimer.unref();
-    this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, 5_000);
+    this.reconnectDelayMs = Math.min(Math.max(this.reconnectDelayMs * 2, 100), MAX_RECONNECT_DELAY_MS);
+  }
+
+  /** The database answered on another connection: retry LISTEN now instead of at the next backoff step. */
+  reconnectNow(): void {
+    if (this.closed || this.client || this.connecting) return;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.reconnectDelayMs = 0;
+    void this.start();
   }
 
   private wake(key: string): void {

@@ -1,21 +1,32 @@
 /**
  * Slashing protection: claims a duty (first writer holds the lock), tells later callers what happened to it,
  * lets waiters learn the outcome through database notifications, takes over duties whose holder's lease expired,
- * and keeps the table tidy (stuck duties, pruning under the low watermark).
+ * signs and records (signDuty), and keeps the table tidy (stuck duties, pruning under the low watermark).
  */
 import { type ResolvedSignerConfig, type ValidatorHASignerConfig, resolveSignerConfig } from './config.js';
-import { belowWatermarkError, type PostgresSlashingProtectionDatabase } from './db.js';
-import { DutyAlreadySignedError, SlashingProtectionError } from './errors.js';
+import type { ProtectionStore } from './db/store.js';
+import {
+  DutyAlreadySignedError,
+  DutyInProgressError,
+  SigningLockLostError,
+  SigningTimeoutError,
+  SlashingProtectionError,
+  belowWatermarkError,
+} from './errors.js';
 import { silentLogger } from './logger.js';
+import { withTimeout } from './timeout.js';
 import {
   type CheckAndRecordParams,
   type DeleteDutyParams,
   DutyStatus,
+  type HexLike,
   type Logger,
   type ProtectionObserver,
   type RecordSuccessParams,
+  type ValidatedDuty,
+  type ValidatorDutyRecord,
 } from './types.js';
-import { normalizeSignature } from './values.js';
+import { claimParams, normalizeDutyKey, normalizeSignature } from './values.js';
 
 export interface SlashingProtectionServiceDeps {
   logger?: Logger;
@@ -38,7 +49,7 @@ export class SlashingProtectionService {
   private lastOldDutiesCleanupAt: number | undefined;
 
   constructor(
-    private readonly db: PostgresSlashingProtectionDatabase,
+    private readonly store: ProtectionStore,
     config: ValidatorHASignerConfig | ResolvedSignerConfig,
     deps: SlashingProtectionServiceDeps = {},
   ) {
@@ -52,18 +63,79 @@ export class SlashingProtectionService {
   }
 
   /**
-   * Acquires the lock of a duty and returns its token, or throws DutyAlreadySignedError (same hash already signed
-   * or still in progress after signingTimeoutMs) or SlashingProtectionError (different hash, or pruned slot).
+   * Signs a validated duty at most once: claims it, runs signFn (with the normalized message hash) under the
+   * signing-operation timeout, records the signature under this node's lock token, and only then returns what
+   * signFn returned. The signature is normalized once, here.
+   *
+   * @throws DutyAlreadySignedError the duty was signed with the same hash (carries the stored signature)
+   * @throws DutyInProgressError another node still holds the duty after signingTimeoutMs (not signed)
+   * @throws SlashingProtectionError the duty was signed with a different hash, or its slot was pruned
+   * @throws SigningLockLostError the record no longer held this node's token: the signature is withheld
+   * @throws DatabaseUnavailableError the database did not answer in time: nothing was released
+   */
+  async signDuty<S extends HexLike>(duty: ValidatedDuty, signFn: (messageHash: string) => Promise<S>): Promise<S> {
+    const params = claimParams(duty, this.config.rollupAddress, this.nodeId);
+    const startedAt = Date.now();
+    const lockToken = await this.acquire(params);
+    const release = async (): Promise<void> => {
+      try {
+        await this.store.release(params, lockToken);
+      } catch (error) {
+        // The lease ends the claim anyway; another node takes it over then.
+        this.logger.warn({ err: String(error), dutyType: params.dutyType, slot: params.slot.toString() }, 'could not release a failed duty');
+      }
+    };
+
+    let signature: S;
+    let signatureHex: string;
+    try {
+      const timeoutMs = this.config.signingOperationTimeoutMs;
+      signature = await withTimeout(() => signFn(params.messageHash), timeoutMs, () => new SigningTimeoutError(params.dutyType, params.slot, timeoutMs));
+      signatureHex = normalizeSignature('signature', signature);
+    } catch (error) {
+      await release();
+      this.observer.signingFailed?.(params.dutyType, error instanceof SigningTimeoutError ? 'timeout' : 'sign_error');
+      throw error;
+    }
+
+    let recorded: boolean;
+    try {
+      recorded = await this.store.recordSigned(params, lockToken, signatureHex);
+    } catch (error) {
+      // Whether the record committed is unknown: withhold the signature. If the duty is still ours and unsigned,
+      // release it; if it did commit, a retry with the same hash gets DutyAlreadySignedError with the signature.
+      await release();
+      this.observer.signingFailed?.(params.dutyType, 'record_error');
+      throw error;
+    }
+    if (!recorded) {
+      this.observer.signingFailed?.(params.dutyType, 'lock_lost');
+      this.logger.error({ dutyType: params.dutyType, slot: params.slot.toString(), validator: params.validatorAddress }, 'signing lock lost before the record; signature withheld');
+      throw new SigningLockLostError(params.slot, params.dutyType, this.nodeId);
+    }
+    this.observer.signingSucceeded?.(params.dutyType, Date.now() - startedAt);
+    return signature;
+  }
+
+  /**
+   * Acquires the lock of a duty and returns its token (the package's API), or throws DutyAlreadySignedError (same
+   * hash already signed), DutyInProgressError (still in progress after signingTimeoutMs) or SlashingProtectionError
+   * (different hash, or pruned slot).
    */
   async checkAndRecord(params: CheckAndRecordParams): Promise<string> {
+    return await this.acquire(params);
+  }
+
+  private async acquire(params: CheckAndRecordParams): Promise<string> {
     const startedAt = Date.now();
     const deadline = startedAt + this.config.signingTimeoutMs;
     let waited = false;
+    let retriedAfterDeadline = false;
     for (;;) {
       // Subscribe before reading, so a completion between the read and the wait still wakes us.
-      const subscription = this.db.subscribe(params);
+      const subscription = this.store.subscribe(params);
       try {
-        const claim = await this.db.claim(params, this.config.leaseMs);
+        const claim = await this.store.claim(params, this.config.leaseMs);
         if (claim.isNew && claim.record) {
           this.observer.lockAcquired?.(params.dutyType, 'inserted');
           if (waited) this.observer.lockWaited?.(params.dutyType, Date.now() - startedAt);
@@ -76,22 +148,13 @@ export class SlashingProtectionService {
         }
         if (record.status === DutyStatus.SIGNED) {
           if (waited) this.observer.lockWaited?.(params.dutyType, Date.now() - startedAt);
-          if (record.messageHash !== params.messageHash) {
-            this.observer.slashingProtectionTriggered?.(params.dutyType, 'different_hash');
-            this.logger.warn(
-              { dutyType: params.dutyType, slot: params.slot.toString(), validator: params.validatorAddress, existing: record.messageHash, attempted: params.messageHash, signedByNode: record.nodeId },
-              'slashing protection: refused to sign different data for a signed duty',
-            );
-            throw new SlashingProtectionError(params.slot, params.dutyType, record.blockIndexWithinCheckpoint, record.messageHash, params.messageHash, record.nodeId);
-          }
-          this.observer.dutyAlreadySigned?.(params.dutyType);
-          throw new DutyAlreadySignedError(params.slot, params.dutyType, record.blockIndexWithinCheckpoint, record.nodeId, record.signature);
+          this.refuseSigned(params, record);
         }
         // In progress elsewhere. A lapsed lease means its holder died or stalled: take the duty over. A holder
         // without a lease (Aztec's package) is taken over only when stuck and only with the same hash.
         const foreignHolder = record.leaseExpiresAt === undefined;
         if (claim.leaseExpired || (foreignHolder && claim.stuck && record.messageHash === params.messageHash)) {
-          const lockToken = await this.db.takeOver(params, this.config.leaseMs);
+          const lockToken = await this.store.takeOver(params, this.config.leaseMs);
           if (lockToken) {
             this.observer.lockAcquired?.(params.dutyType, 'takeover');
             this.logger.warn(
@@ -104,15 +167,24 @@ export class SlashingProtectionService {
         }
         const remaining = deadline - Date.now();
         if (remaining <= 0) {
-          this.observer.dutyAlreadySigned?.(params.dutyType);
+          // The claim's view may be older than the deadline: its snapshot predates a holder's record it waited on,
+          // or this process was paused. Answer from a fresh read, never from that view.
+          const current = await this.store.readDuty(params);
+          if (current?.status === DutyStatus.SIGNED) this.refuseSigned(params, current);
+          if (!current && !retriedAfterDeadline) {
+            retriedAfterDeadline = true; // released meanwhile: one more claim
+            continue;
+          }
+          const holder = current ?? record;
+          this.observer.dutyInProgress?.(params.dutyType);
           this.logger.warn(
-            { dutyType: params.dutyType, slot: params.slot.toString(), signingNode: record.nodeId, timeoutMs: this.config.signingTimeoutMs },
+            { dutyType: params.dutyType, slot: params.slot.toString(), signingNode: holder.nodeId, timeoutMs: this.config.signingTimeoutMs },
             'timed out waiting for another node to finish signing',
           );
-          throw new DutyAlreadySignedError(params.slot, params.dutyType, record.blockIndexWithinCheckpoint, 'unknown (timeout)');
+          throw new DutyInProgressError(params.slot, params.dutyType, holder.blockIndexWithinCheckpoint, holder.nodeId, Date.now() - startedAt);
         }
         waited = true;
-        const connected = this.db.notifications?.connected === true;
+        const connected = this.store.notificationsConnected;
         const waitMs = Math.min(remaining, connected ? Math.max(NOTIFIED_RECHECK_MS, this.config.pollingIntervalMs) : this.config.pollingIntervalMs);
         if (subscription && connected) await subscription.wait(waitMs);
         else await sleep(waitMs);
@@ -122,35 +194,34 @@ export class SlashingProtectionService {
     }
   }
 
-  /** Records the signature; true only when this lock token still held the duty and the record is durable. */
+  /** A signed duty: the same hash gets DutyAlreadySignedError with the stored signature, another hash SlashingProtectionError. */
+  private refuseSigned(params: CheckAndRecordParams, record: ValidatorDutyRecord): never {
+    if (record.messageHash !== params.messageHash) {
+      this.observer.slashingProtectionTriggered?.(params.dutyType, 'different_hash');
+      this.logger.warn(
+        { dutyType: params.dutyType, slot: params.slot.toString(), validator: params.validatorAddress, existing: record.messageHash, attempted: params.messageHash, signedByNode: record.nodeId },
+        'slashing protection: refused to sign different data for a signed duty',
+      );
+      throw new SlashingProtectionError(params.slot, params.dutyType, record.blockIndexWithinCheckpoint, record.messageHash, params.messageHash, record.nodeId);
+    }
+    this.observer.dutyAlreadySigned?.(params.dutyType);
+    throw new DutyAlreadySignedError(params.slot, params.dutyType, record.blockIndexWithinCheckpoint, record.nodeId, record.signature);
+  }
+
+  /** Records the signature (the package's API; validates its input); true only when this lock token still held the duty. */
   async recordSuccess(params: RecordSuccessParams): Promise<boolean> {
-    return await this.db.updateDutySigned(
-      params.rollupAddress,
-      params.validatorAddress,
-      params.slot,
-      params.dutyType,
-      normalizeSignature('signature', params.signature),
-      params.lockToken,
-      params.blockIndexWithinCheckpoint,
-    );
+    return await this.store.recordSigned(normalizeDutyKey(params), params.lockToken, normalizeSignature('signature', params.signature));
   }
 
   /** Releases a duty after a failed signing (only under its own token) so another node can retry. */
   async deleteDuty(params: DeleteDutyParams): Promise<boolean> {
-    return await this.db.deleteDuty(
-      params.rollupAddress,
-      params.validatorAddress,
-      params.slot,
-      params.dutyType,
-      params.lockToken,
-      params.blockIndexWithinCheckpoint,
-    );
+    return await this.store.release(normalizeDutyKey(params), params.lockToken);
   }
 
   /** Checks (or makes) the rollup binding, then starts background cleanup. Throws RollupBindingError on mismatch. */
   async start(): Promise<void> {
-    await this.db.ensureRollupBinding(this.config.rollupAddress);
-    await this.db.notifications?.start();
+    await this.store.ensureRollupBinding(this.config.rollupAddress);
+    await this.store.startNotifications();
     if (this.cleanupTimer) return;
     const interval = Math.max(1_000, Math.min(this.config.leaseMs, 60_000));
     this.cleanupTimer = setInterval(() => {
@@ -168,18 +239,18 @@ export class SlashingProtectionService {
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    await this.store.close();
   }
 
   /** One round of background cleanup; errors are logged, never thrown (the next round retries). */
   async cleanup(): Promise<void> {
     try {
-      const stuck = await this.db.cleanupOwnStuckDuties(this.nodeId, this.config.leaseMs);
+      const stuck = await this.store.cleanupOwnStuckDuties(this.nodeId, this.config.leaseMs);
       if (stuck > 0) this.observer.cleanedUp?.('stuck', stuck);
       const hours = this.config.cleanupOldDutiesAfterHours;
       const now = Date.now();
       if (hours !== undefined && (this.lastOldDutiesCleanupAt === undefined || now - this.lastOldDutiesCleanupAt >= OLD_DUTIES_CLEANUP_INTERVAL_MS)) {
-        const pruned = await this.db.cleanupOldDuties(hours * 3_600_000);
+        const pruned = await this.store.cleanupOldDuties(hours * 3_600_000);
         this.lastOldDutiesCleanupAt = now;
         if (pruned > 0) this.observer.cleanedUp?.('old', pruned);
       }

@@ -61,6 +61,26 @@ export interface DutyKey {
 
 export interface DutyIdentifier extends DutyKey {}
 
+/** Only parseDuty() makes a ValidatedDuty (type-level brand; nothing at run time). */
+declare const validatedDutyBrand: unique symbol;
+
+/**
+ * A protected duty validated once, at the edge (parseDuty): lower-case 0x hex, bigint numbers, a protected duty
+ * type, the block index as the package stores it (>= 0 for BLOCK_PROPOSAL, -1 otherwise), block number 0 for
+ * votes. The rollup and node id come from the signer's configuration, not from the caller.
+ */
+export interface ValidatedDuty {
+  readonly validatorAddress: string;
+  readonly messageHash: string;
+  readonly dutyType: DutyType;
+  readonly slot: bigint;
+  readonly blockNumber: bigint;
+  readonly blockIndexWithinCheckpoint: number;
+  /** Absent when the caller gave none; stored as 0 where the database has the column (Aztec schema 2). */
+  readonly checkpointNumber?: bigint;
+  readonly [validatedDutyBrand]: true;
+}
+
 export interface CheckAndRecordParams extends DutyKey {
   blockNumber: bigint;
   checkpointNumber: bigint;
@@ -105,7 +125,7 @@ export interface TryInsertOrGetResult {
   record: ValidatorDutyRecord;
 }
 
-/** What the service needs of its database; PostgresSlashingProtectionDatabase implements it. */
+/** The package's database API (Aztec's `SlashingProtectionDatabase`); PostgresSlashingProtectionDatabase implements it. */
 export interface SlashingProtectionDatabase {
   initialize(): Promise<void>;
   tryInsertOrGetExisting(params: CheckAndRecordParams): Promise<TryInsertOrGetResult>;
@@ -135,6 +155,8 @@ export interface SlashingProtectionDatabase {
 export interface ProtectionObserver {
   lockAcquired?(dutyType: DutyType, how: 'inserted' | 'takeover'): void;
   dutyAlreadySigned?(dutyType: DutyType): void;
+  /** A waiter gave up after signingTimeoutMs and a fresh read found the duty still unsigned (DutyInProgressError). */
+  dutyInProgress?(dutyType: DutyType): void;
   slashingProtectionTriggered?(dutyType: DutyType, reason: 'different_hash' | 'below_watermark'): void;
   lockWaited?(dutyType: DutyType, waitedMs: number): void;
   signingSucceeded?(dutyType: DutyType, durationMs: number): void;

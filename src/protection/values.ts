@@ -8,6 +8,7 @@ import {
   type IntegerLike,
   PROTECTED_DUTY_TYPES,
   type SigningContext,
+  type ValidatedDuty,
   VOTE_DUTY_TYPES,
 } from './types.js';
 
@@ -67,16 +68,11 @@ export function toDutyType(field: string, value: unknown): DutyType {
 }
 
 /**
- * The key and data of a protected duty, from a signing context, as the package defines them: BLOCK_PROPOSAL needs
- * a block index >= 0, every other protected duty is stored with -1; votes store block number 0.
+ * Validates a protected duty once, at the edge (Aztec's positional arguments or an HTTP request): BLOCK_PROPOSAL
+ * needs a block index >= 0, every other protected duty is stored with -1; votes store block number 0. Throws
+ * InvalidDutyInputError naming the field (validatorAddress, messageHash, context.*).
  */
-export function dutyFromContext(
-  rollupAddress: string,
-  validatorAddress: HexLike,
-  messageHash: HexLike,
-  context: SigningContext,
-  nodeId: string,
-): CheckAndRecordParams {
+export function parseDuty(validatorAddress: HexLike, messageHash: HexLike, context: SigningContext): ValidatedDuty {
   if (context === null || typeof context !== 'object') throw new InvalidDutyInputError('context', 'expected a signing context object');
   const dutyType = toDutyType('context.dutyType', context.dutyType);
   if (!PROTECTED_DUTY_TYPES.has(dutyType)) {
@@ -97,18 +93,42 @@ export function dutyFromContext(
   if (!VOTE_DUTY_TYPES.has(dutyType) && context.blockNumber !== undefined) {
     blockNumber = toUint64('context.blockNumber', context.blockNumber);
   }
-  const checkpointNumber = context.checkpointNumber === undefined ? 0n : toUint64('context.checkpointNumber', context.checkpointNumber);
+  const duty = {
+    validatorAddress: normalizeAddress('validatorAddress', validatorAddress),
+    messageHash: normalizeHash32('messageHash', messageHash),
+    dutyType,
+    slot: toUint64('context.slot', context.slot),
+    blockNumber,
+    blockIndexWithinCheckpoint,
+    ...(context.checkpointNumber === undefined ? {} : { checkpointNumber: toUint64('context.checkpointNumber', context.checkpointNumber) }),
+  };
+  return duty as ValidatedDuty;
+}
+
+/** The claim of a validated duty by this signer (its rollup and node id). */
+export function claimParams(duty: ValidatedDuty, rollupAddress: string, nodeId: string): CheckAndRecordParams {
   return {
     rollupAddress,
-    validatorAddress: normalizeAddress('validatorAddress', validatorAddress),
-    slot: toUint64('context.slot', context.slot),
-    dutyType,
-    blockIndexWithinCheckpoint,
-    blockNumber,
-    checkpointNumber,
-    messageHash: normalizeHash32('messageHash', messageHash),
+    validatorAddress: duty.validatorAddress,
+    slot: duty.slot,
+    dutyType: duty.dutyType,
+    blockIndexWithinCheckpoint: duty.blockIndexWithinCheckpoint,
+    blockNumber: duty.blockNumber,
+    checkpointNumber: duty.checkpointNumber ?? 0n,
+    messageHash: duty.messageHash,
     nodeId,
   };
+}
+
+/** The key and data of a protected duty from Aztec's positional arguments (parseDuty, then claimParams). */
+export function dutyFromContext(
+  rollupAddress: string,
+  validatorAddress: HexLike,
+  messageHash: HexLike,
+  context: SigningContext,
+  nodeId: string,
+): CheckAndRecordParams {
+  return claimParams(parseDuty(validatorAddress, messageHash, context), rollupAddress, nodeId);
 }
 
 /** A stable text form of a duty key; also the payload of the database's duty notifications. */

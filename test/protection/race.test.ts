@@ -140,7 +140,7 @@ describe("interoperability with Aztec's published @aztec/validator-ha-signer", (
     // Age the Aztec claim far past any lease (fixture: bypass our immutability trigger).
     await sql(url, `SET session_replication_role = replica; UPDATE validator_duties SET started_at = started_at - interval '1 hour'`);
     const ours = await startSigner(url, { nodeId: 'ours', maxStuckDutiesAgeMs: 1_000, signingTimeoutMs: 400 });
-    await expect(ours.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).rejects.toMatchObject({ name: 'DutyAlreadySignedError', signedByNode: 'unknown (timeout)' });
+    await expect(ours.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).rejects.toMatchObject({ name: 'DutyInProgressError', holderNodeId: 'aztec-node' });
     // The database refuses such a takeover even from a client that tries it directly.
     await expect(sql(url, `UPDATE validator_duties SET message_hash = $1, lock_token = 'x'`, [hash(2)])).rejects.toMatchObject({ code: 'HA004' });
     await expect(ours.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(1))).resolves.toBe(fakeSignature(1));

@@ -8,6 +8,7 @@ import {
   SigningLockLostError,
   SigningTimeoutError,
   SlashingProtectionError,
+  HA_SIGNER_SCHEMA_VERSION,
   createHASigner,
   runMigrations,
 } from '../../src/protection/index.js';
@@ -20,7 +21,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('signWithProtection', () => {
   it('signs once; the same hash gets DutyAlreadySignedError with the signature, another hash SlashingProtectionError', async () => {
-    const url = await migratedDatabase();
+    const url = await migratedDatabase('p', 2);
     const a = await startSigner(url, { nodeId: 'a' });
     const b = await startSigner(url, { nodeId: 'b' });
     const signed = await a.signer.signWithProtection(VALIDATOR, hash(1), blockProposal(100), async () => fakeSignature(1));
@@ -44,7 +45,7 @@ describe('signWithProtection', () => {
   });
 
   it('returns exactly what signFn returned, accepts toString() objects, and stores checkpointNumber and -1 block index', async () => {
-    const url = await migratedDatabase();
+    const url = await migratedDatabase('p', 2);
     const { signer } = await startSigner(url);
     class Signature {
       constructor(private readonly hex: string) {}
@@ -178,7 +179,7 @@ describe('rule 2: leases in database time let any node take over a dead holder',
     expect(row).toEqual({ status: 'signed', message_hash: hash(2), node_id: 'b', takeovers: 1 });
   });
 
-  it('never takes over a live lease: waiters time out with DutyAlreadySignedError instead', async () => {
+  it('never takes over a live lease: waiters time out with DutyInProgressError (a DutyAlreadySignedError) instead', async () => {
     const url = await migratedDatabase();
     const a = await startSigner(url, { nodeId: 'a' });
     const b = await startSigner(url, { nodeId: 'b', signingTimeoutMs: 300 });
@@ -186,7 +187,9 @@ describe('rule 2: leases in database time let any node take over a dead holder',
     const release = holder.release;
     const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), holder.signFn);
     await holder.entered;
-    await expect(b.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).rejects.toMatchObject({ name: 'DutyAlreadySignedError', signedByNode: 'unknown (timeout)' });
+    const waiter = b.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2));
+    await expect(waiter).rejects.toBeInstanceOf(DutyAlreadySignedError);
+    await expect(waiter).rejects.toMatchObject({ name: 'DutyInProgressError', holderNodeId: 'a', signedByNode: 'unknown (timeout)' });
     release();
     await expect(aAttempt).resolves.toBe(fakeSignature(1));
   });
@@ -259,12 +262,12 @@ describe('rule 6: fail closed', () => {
 
     await runMigrations({ databaseUrl: empty, direction: 'up' });
     await runMigrations({ databaseUrl: empty, direction: 'down' });
-    await expect(createHASigner(config)).rejects.toThrow(/older than 2.*ha-signer migrate up/);
+    await expect(createHASigner(config)).rejects.toThrow(new RegExp(`older than ${HA_SIGNER_SCHEMA_VERSION}.*ha-signer migrate up`));
 
     await runMigrations({ databaseUrl: empty, direction: 'up' });
-    await sql(empty, 'INSERT INTO schema_version (version) VALUES (2)');
+    await sql(empty, 'INSERT INTO schema_version (version) VALUES (3)');
     await expect(createHASigner(config)).rejects.toBeInstanceOf(SchemaVersionError);
-    await sql(empty, 'DELETE FROM schema_version WHERE version = 2');
+    await sql(empty, 'DELETE FROM schema_version WHERE version = 3');
     await sql(empty, `INSERT INTO ha_signer_migrations (name, run_on) VALUES ('1800000000000_from-the-future', now())`);
     await expect(createHASigner(config)).rejects.toThrow(/newer release; upgrade ha-signer/);
   });
