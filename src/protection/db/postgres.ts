@@ -20,7 +20,7 @@ import { DutyLocks } from './hot-path.js';
 import { Maintenance } from './maintenance.js';
 import type { ClaimResult } from './rows.js';
 import { DEFAULT_STATEMENT_TIMEOUT_MS, type QueryablePool, StatementRunner, type StoreHealth } from './runner.js';
-import { type SchemaState, hasCheckpointColumn, verifySchemaState } from './schema-check.js';
+import { type SchemaState, verifySchemaState } from './schema-check.js';
 import type { ProtectionStore } from './store.js';
 
 export interface PostgresDatabaseOptions {
@@ -90,8 +90,9 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
     return await verifySchemaState(this.runner);
   }
 
+  /** Without initialize() (the package's API asks for it first), the first statement that needs it verifies the schema. */
   private checkpointColumn(): Promise<boolean> {
-    this.withCheckpoint ??= hasCheckpointColumn(this.runner).catch((error: unknown) => {
+    this.withCheckpoint ??= verifySchemaState(this.runner).then((state) => state.withCheckpoint, (error: unknown) => {
       this.withCheckpoint = undefined;
       throw error;
     });
