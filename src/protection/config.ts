@@ -2,6 +2,7 @@
  * Configuration: the `VALIDATOR_HA_*` settings of @aztec/validator-ha-signer with its defaults, plus ha-signer's
  * additions. Parsing is pure; every invalid value gets an error that names the variable and the fix.
  */
+import { parse as parseConnectionString } from 'pg-connection-string';
 import { ConfigError } from './errors.js';
 import { normalizeAddress } from './values.js';
 
@@ -85,18 +86,45 @@ export function parseBoolean(setting: string, raw: string): boolean {
   throw new ConfigError(setting, `expected true or false, got ${JSON.stringify(raw)}`);
 }
 
+const URL_EXAMPLE = 'postgresql://user:password@host:5432/dbname';
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'];
+
+/**
+ * Validates a connection URL with the parser `pg` itself connects with (pg-connection-string), so that what passes
+ * here is what the pool will use: postgres:// and postgresql:// (and pg's socket:) URLs, libpq query parameters such
+ * as sslmode, a host or Unix socket directory in `?host=` or percent-encoded in the authority. Refused, naming the
+ * setting: other schemes, libpq keyword/value strings and multi-host lists (pg would misread both), no host, a bad
+ * port or sslmode. Never echoes the URL (it may hold a password).
+ */
 export function parseDatabaseUrl(setting: string, raw: string): string {
-  let url: URL;
+  const text = raw.trim();
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
+  if (scheme === undefined) {
+    const hint = /^\s*\w+\s*=/.test(text) ? ' (keyword=value strings are not understood by node-postgres)' : '';
+    throw new ConfigError(setting, `expected a PostgreSQL URL such as ${URL_EXAMPLE}${hint}`);
+  }
+  if (!['postgresql', 'postgres', 'socket'].includes(scheme)) throw new ConfigError(setting, `expected a postgresql:// URL, got scheme ${scheme}:`);
+  const authority = /^[a-z]+:\/\/([^/?#]*)/i.exec(text)?.[1] ?? '';
+  if (authority.slice(authority.lastIndexOf('@') + 1).includes(',')) {
+    throw new ConfigError(setting, 'lists several hosts; node-postgres connects to one host: give one (e.g. the primary Service name)');
+  }
+  let parsed: ReturnType<typeof parseConnectionString>;
   try {
-    url = new URL(raw.trim());
-  } catch {
-    throw new ConfigError(setting, 'expected a PostgreSQL URL such as postgresql://user:password@host:5432/dbname');
+    parsed = parseConnectionString(text);
+  } catch (error) {
+    // ENOENT and friends come from reading sslrootcert/sslcert/sslkey, as pg will at connect time.
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? `a certificate file it names cannot be read (${code})` : 'it is not a valid URL';
+    throw new ConfigError(setting, `${why}; expected a PostgreSQL URL such as ${URL_EXAMPLE}`);
   }
-  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') {
-    throw new ConfigError(setting, `expected a postgresql:// URL, got scheme ${url.protocol}`);
+  if (!parsed.host) throw new ConfigError(setting, 'the URL names no host: give host[:port], or ?host=/path/to/socket/dir for a Unix socket');
+  if (parsed.port && !/^[0-9]{1,5}$/.test(parsed.port)) throw new ConfigError(setting, 'port: expected a number from 1 to 65535');
+  if (parsed.port && (Number(parsed.port) < 1 || Number(parsed.port) > 65535)) throw new ConfigError(setting, 'port: expected a number from 1 to 65535');
+  const sslmode = parsed.sslmode;
+  if (sslmode !== undefined && (typeof sslmode !== 'string' || !SSL_MODES.includes(sslmode))) {
+    throw new ConfigError(setting, `sslmode: expected one of ${SSL_MODES.join(', ')}`);
   }
-  if (!url.hostname && !url.searchParams.get('host')) throw new ConfigError(setting, 'the URL names no host');
-  return raw.trim();
+  return text;
 }
 
 /** Reads the settings from environment variables; unset ones take the package's defaults. */
