@@ -173,6 +173,7 @@ describe.skipIf(!helm)('rendered monitoring objects', () => {
 });
 
 const promtool = findPromtool();
+if (!promtool && process.env.HA_SIGNER_REQUIRE_PROMTOOL === '1') throw new Error('HA_SIGNER_REQUIRE_PROMTOOL=1 but promtool is not built: bash test/control-plane/build-promtool.sh');
 if (!promtool) console.warn('promtool tests skipped: promtool not built (bash test/control-plane/build-promtool.sh)');
 
 describe.skipIf(!promtool || !helm)('promtool', () => {
