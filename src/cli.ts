@@ -11,6 +11,8 @@ const COMMANDS = {
   serve: async () => (await import('./commands/serve.js')).command,
   operator: async () => (await import('./commands/operator.js')).command,
   demo: async () => (await import('./commands/demo.js')).command,
+  history: async () => (await import('./commands/history.js')).command,
+  watermark: async () => (await import('./commands/watermark.js')).command,
 } satisfies Record<string, () => Promise<Command>>;
 
 type CommandName = keyof typeof COMMANDS;
@@ -23,6 +25,9 @@ Usage:
   ha-signer serve [options]        the signer service
   ha-signer operator [options]     the Kubernetes operator
   ha-signer demo [options]         the end-to-end demo
+  ha-signer history export [--output FILE]     slashing-protection history as a JSON interchange document
+  ha-signer history import FILE [--dry-run]    merge one: adds history, raises watermarks, reports conflicts
+  ha-signer watermark raise --validator 0x.. --slot N    refuse every duty at or below slot N (recovery)
   ha-signer --version | -V
   ha-signer <command> --help       the command's usage and flags (also: ha-signer help <command>)
 
