@@ -48,6 +48,12 @@ async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
   }
 }
 
+export interface JobPodTermination {
+  exitCode: number;
+  /** The termination message, or `exit code N (reason)` when there is none. */
+  message: string;
+}
+
 export class Kube {
   readonly core: k8s.CoreV1Api;
   readonly apps: k8s.AppsV1Api;
@@ -106,28 +112,14 @@ export class Kube {
     return (await orUndefined(this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }))) as ValidatorHASignerResource | undefined;
   }
 
-  /** Termination message of the newest failed pod of a Job (the last lines of its stderr). */
-  async failedJobPodMessage(namespace: string, jobName: string): Promise<string | undefined> {
+  /** Terminated containers of a Job's pods, newest first (their termination messages carry migrate's report). */
+  async jobPodTerminations(namespace: string, jobName: string): Promise<JobPodTermination[]> {
     const pods = await this.core.listNamespacedPod({ namespace, labelSelector: `job-name=${jobName}` });
-    const terminated = pods.items
+    return pods.items
       .flatMap((p) => (p.status?.containerStatuses ?? []).map((c) => c.state?.terminated ?? c.lastState?.terminated))
-      .filter((t): t is k8s.V1ContainerStateTerminated => !!t && t.exitCode !== 0)
-      .sort((a, b) => new Date(b.finishedAt ?? 0).getTime() - new Date(a.finishedAt ?? 0).getTime());
-    const t = terminated[0];
-    if (!t) return undefined;
-    return t.message?.trim() || `exit code ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}`;
-  }
-
-  /** Termination message of the Job's succeeded pod (migrate up may report the schema version there). */
-  async succeededJobPodMessage(namespace: string, jobName: string): Promise<string | undefined> {
-    const pods = await this.core.listNamespacedPod({ namespace, labelSelector: `job-name=${jobName}` });
-    for (const p of pods.items) {
-      for (const c of p.status?.containerStatuses ?? []) {
-        const t = c.state?.terminated;
-        if (t && t.exitCode === 0 && t.message) return t.message;
-      }
-    }
-    return undefined;
+      .filter((t): t is k8s.V1ContainerStateTerminated => !!t)
+      .sort((a, b) => new Date(b.finishedAt ?? 0).getTime() - new Date(a.finishedAt ?? 0).getTime())
+      .map((t) => ({ exitCode: t.exitCode, message: t.message?.trim() || `exit code ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}` }));
   }
 
   /** Writes the status subresource (JSON merge patch: the operator owns the whole status). */

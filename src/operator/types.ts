@@ -64,6 +64,8 @@ export type ConditionReason =
   | 'SecretKeyNotFound'
   | 'SecretEmpty'
   | 'InvalidDatabaseURI'
+  | 'IdentityPending'
+  | 'IdentityUnknown'
   | 'Migrating'
   | 'Migrated'
   | 'MigrationFailed'
@@ -83,7 +85,10 @@ export interface Condition {
 export interface ValidatorHASignerStatus {
   observedGeneration?: number;
   conditions?: Condition[];
+  /** `<system_identifier>/<database oid>` as the migration Job read it from the server (the ownership key). */
   databaseIdentity?: string;
+  /** The database as reported by the server, and the address the URI spells (no credentials). */
+  database?: { address?: string; systemIdentifier?: string; name?: string; oid?: string };
   schemaVersion?: string;
   migrationJob?: string;
   replicas?: number;

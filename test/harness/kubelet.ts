@@ -691,6 +691,8 @@ export class LocalKubelet {
       if (!existsSync(this.cliPath)) throw new Error(`${path.relative(REPO_ROOT, this.cliPath)} not found: run \`npm run build\``);
       env = await this.resolveEnv(rt, c.spec);
       args = this.cliArgs(c.spec, env);
+      // As the real kubelet does: a fresh, empty termination message file per container start.
+      await writeFileAt(path.join(c.root, path.dirname(c.spec.terminationMessagePath ?? '/dev/termination-log')), path.basename(c.spec.terminationMessagePath ?? '/dev/termination-log'), '', 0o666);
     } catch (err) {
       const message = (err as Error).message;
       if (c.waiting?.message !== message) this.log(`pod ${rt.namespace}/${rt.name} container ${c.name}: ${message}`);

@@ -63,3 +63,53 @@ function safeDecode(s: string): string {
     throw new DatabaseUriError('the URI has an invalid %-escape');
   }
 }
+
+/** The identity the migration Job reads from the server (`ha-signer migrate up` reports it in its termination message). */
+export interface ReportedDatabaseIdentity {
+  systemIdentifier: string;
+  database: string;
+  oid: string;
+}
+
+/** What the migrate Job's container reported in its termination message (its last JSON line). */
+export interface MigrateReport {
+  databaseIdentity?: ReportedDatabaseIdentity;
+  schemaVersion?: string;
+  error?: string;
+}
+
+export function parseMigrateReport(message: string | undefined): MigrateReport | undefined {
+  if (!message) return undefined;
+  for (const line of message.trim().split('\n').reverse()) {
+    let j: unknown;
+    try {
+      j = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (!j || typeof j !== 'object') continue;
+    const r = j as { databaseIdentity?: Partial<ReportedDatabaseIdentity>; schemaVersion?: unknown; error?: unknown };
+    const id = r.databaseIdentity;
+    const valid = id && /^\d+$/.test(String(id.systemIdentifier)) && /^\d+$/.test(String(id.oid)) && typeof id.database === 'string';
+    return {
+      ...(valid ? { databaseIdentity: { systemIdentifier: String(id.systemIdentifier), database: id.database!, oid: String(id.oid) } } : {}),
+      ...(typeof r.schemaVersion === 'string' ? { schemaVersion: r.schemaVersion } : {}),
+      ...(typeof r.error === 'string' ? { error: r.error } : {}),
+    };
+  }
+  return undefined;
+}
+
+/** The ownership key: system identifier and database oid (a rename keeps it; no spelling of the URI changes it). */
+export function identityKey(id: ReportedDatabaseIdentity): string {
+  return `${id.systemIdentifier}/${id.oid}`;
+}
+
+/** Key for an image that does not report an identity: the URI's address (weaker: spellings differ). */
+export function addressKey(address: string): string {
+  return `address/${address}`;
+}
+
+export function describeIdentity(id: ReportedDatabaseIdentity): string {
+  return `${id.database} (oid ${id.oid}, PostgreSQL system ${id.systemIdentifier})`;
+}

@@ -31,8 +31,8 @@ export interface OwnershipApi {
 export interface MigrationApi {
   readJob(namespace: string, name: string): Promise<k8s.V1Job | undefined>;
   apply<T extends k8s.KubernetesObject>(obj: T): Promise<T>;
-  failedJobPodMessage(namespace: string, jobName: string): Promise<string | undefined>;
-  succeededJobPodMessage(namespace: string, jobName: string): Promise<string | undefined>;
+  /** Terminated containers of the Job's pods, newest first. */
+  jobPodTerminations(namespace: string, jobName: string): Promise<{ exitCode: number; message: string }[]>;
 }
 
 export interface WorkloadApi {

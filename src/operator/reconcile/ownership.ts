@@ -29,8 +29,11 @@ export interface OwnershipContext {
 
 const keyOf = (v: { metadata: { namespace: string; name: string } }) => `${v.metadata.namespace}/${v.metadata.name}`;
 
-/** True when this resource may use the database `identity` (owner, or sharing with the same rollup). */
-export async function claimDatabaseOwnership(ctx: OwnershipContext, identity: string, previousIdentity: string | undefined): Promise<boolean> {
+/**
+ * True when this resource may use the database with ownership key `identity` (owner, or sharing with the same
+ * rollup). `label` names the database in messages.
+ */
+export async function claimDatabaseOwnership(ctx: OwnershipContext, identity: string, previousIdentity: string | undefined, label = identity): Promise<boolean> {
   const { vhs, api, rec, ownershipNamespace: ns } = ctx;
   const me = ownerOf(vhs);
   if (previousIdentity && previousIdentity !== identity) {
@@ -38,7 +41,7 @@ export async function claimDatabaseOwnership(ctx: OwnershipContext, identity: st
     const old = await api.readConfigMap(ns, names.databaseOwnership(previousIdentity));
     if (old && readOwnershipRecord(old)?.owner.uid === me.uid) await api.deleteConfigMapIf(ns, old.metadata!.name!, old.metadata!.uid!, old.metadata!.resourceVersion);
   }
-  const owned = `database ${identity} owned for rollup ${me.rollupAddress} version ${me.rollupVersion}`;
+  const owned = `database ${label} owned for rollup ${me.rollupAddress} version ${me.rollupVersion}`;
   const desired = buildOwnershipRecord(vhs, identity, ns);
   for (let attempt = 0; attempt < 5; attempt++) {
     if (await api.createConfigMapIfAbsent(desired)) {
@@ -54,10 +57,10 @@ export async function claimDatabaseOwnership(ctx: OwnershipContext, identity: st
         rec.set('DatabaseClaimed', 'True', 'Claimed', owned);
         return true;
       case 'shared':
-        rec.set('DatabaseClaimed', 'True', 'SharedWithSameRollup', `database ${identity} shared with ValidatorHASigner ${keyOf({ metadata: decision.owner })} (same rollup)`);
+        rec.set('DatabaseClaimed', 'True', 'SharedWithSameRollup', `database ${label} shared with ValidatorHASigner ${keyOf({ metadata: decision.owner })} (same rollup)`);
         return true;
       case 'conflict':
-        await refuse(ctx, ownershipConflictMessage(identity, decision.owner));
+        await refuse(ctx, ownershipConflictMessage(label, decision.owner));
         return false;
       case 'takeover':
       case undefined: // unreadable record: take it over

@@ -34,7 +34,7 @@ describeK8s('operator leader election', () => {
 
     // The leader reconciles; the standby does not (no reconcile counted).
     await createVhs(ns.name, vhsBody('one', { rollup: { address: ROLLUP_A, version: 'v1' } }));
-    await waitForCondition(ns.name, 'one', 'DatabaseClaimed', 'True', { timeoutMs: 30_000 });
+    await waitForCondition(ns.name, 'one', 'DatabaseClaimed', 'Unknown', { reason: 'IdentityPending', timeoutMs: 30_000 });
     await new Promise((r) => setTimeout(r, 3000));
     expect(await holder()).toBe('replica-a');
     expect(await b.metric('ha_signer_operator_reconciles_total')).toBeUndefined();
@@ -51,9 +51,9 @@ describeK8s('operator leader election', () => {
 
     // The new leader reconciles new resources.
     await createVhs(ns.name, vhsBody('two', { rollup: { address: ROLLUP_A, version: 'v1' } }));
-    const two = await waitForCondition(ns.name, 'two', 'DatabaseClaimed', 'True', { timeoutMs: 30_000 });
-    expect(two.status?.databaseIdentity).toBe('127.0.0.1:1/leader_test');
-    expect((await getVhs(ns.name, 'one')).status?.databaseIdentity).toBe('127.0.0.1:1/leader_test');
+    const two = await waitForCondition(ns.name, 'two', 'DatabaseClaimed', 'Unknown', { reason: 'IdentityPending', timeoutMs: 30_000 });
+    expect(two.status?.database?.address).toBe('127.0.0.1:1/leader_test');
+    expect((await getVhs(ns.name, 'one')).status?.database?.address).toBe('127.0.0.1:1/leader_test');
 
     // Graceful shutdown releases the lease at once.
     const c = await startOperatorProcess({ namespace: ns.name, identity: 'replica-c' });

@@ -68,8 +68,8 @@ export class FakeWorkloadApi implements WorkloadApi, MigrationApi {
   readonly applied: k8s.KubernetesObject[] = [];
   readonly deleted: string[] = [];
   readonly jobs = new Map<string, k8s.V1Job>();
-  failedMessage?: string;
-  succeededMessage?: string;
+  /** Terminated migrate containers, newest first. */
+  terminations: { exitCode: number; message: string }[] = [];
   serviceMonitorsServed = false;
   async apply<T extends k8s.KubernetesObject>(obj: T): Promise<T> {
     this.applied.push(obj);
@@ -88,11 +88,8 @@ export class FakeWorkloadApi implements WorkloadApi, MigrationApi {
   async readJob(namespace: string, name: string) {
     return this.jobs.get(key(namespace, name));
   }
-  async failedJobPodMessage() {
-    return this.failedMessage;
-  }
-  async succeededJobPodMessage() {
-    return this.succeededMessage;
+  async jobPodTerminations() {
+    return this.terminations;
   }
 }
 

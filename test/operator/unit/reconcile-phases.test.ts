@@ -3,7 +3,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { migrationJobName, names } from '../../../src/operator/desired/index.js';
 import { readInputs } from '../../../src/operator/reconcile/inputs.js';
-import { migrationPhase, runMigrationPhase } from '../../../src/operator/reconcile/migration.js';
+import { applyMigrationPhase, migrationPhase, observeMigration } from '../../../src/operator/reconcile/migration.js';
 import { claimDatabaseOwnership, releaseDatabaseOwnership } from '../../../src/operator/reconcile/ownership.js';
 import { ReconcileProblem, StatusRecorder, writeStatus } from '../../../src/operator/reconcile/status.js';
 import { applyWorkload } from '../../../src/operator/reconcile/workload.js';
@@ -128,18 +128,21 @@ describe('phase: migration', () => {
 
   it('migrationPhase: create / running / failed / done', () => {
     expect(migrationPhase(undefined, name, undefined)).toEqual({ kind: 'create' });
-    expect(migrationPhase(undefined, name, migrated)).toEqual({ kind: 'done', needsSchemaVersion: false });
+    expect(migrationPhase(undefined, name, migrated)).toEqual({ kind: 'done', needsReport: false });
     expect(migrationPhase(undefined, 'other-job', migrated)).toEqual({ kind: 'create' });
     expect(migrationPhase(job([]), name, undefined)).toEqual({ kind: 'running' });
     expect(migrationPhase(job([{ type: 'Failed', status: 'True' }]), name, migrated)).toEqual({ kind: 'failed' });
-    expect(migrationPhase(job([{ type: 'Complete', status: 'True' }]), name, undefined)).toEqual({ kind: 'done', needsSchemaVersion: true });
-    expect(migrationPhase(job([{ type: 'Complete', status: 'True' }]), name, { ...migrated, schemaVersion: '3' })).toEqual({ kind: 'done', needsSchemaVersion: false });
+    expect(migrationPhase(job([{ type: 'Complete', status: 'True' }]), name, undefined)).toEqual({ kind: 'done', needsReport: true });
+    expect(migrationPhase(job([{ type: 'Complete', status: 'True' }]), name, { ...migrated, schemaVersion: '3' })).toEqual({ kind: 'done', needsReport: true });
+    expect(migrationPhase(job([{ type: 'Complete', status: 'True' }]), name, { ...migrated, schemaVersion: '3', databaseIdentity: '7/1' })).toEqual({ kind: 'done', needsReport: false });
   });
 
   const run = async (api: FakeWorkloadApi, caches = fakeCaches()) => {
     const rec = new StatusRecorder(vhs());
-    const done = await runMigrationPhase({ vhs: vhs(), api, caches, rec, build: CTX }, 'h:5432/db');
-    return { rec, done };
+    const ctx = { vhs: vhs(), api, caches, rec, build: CTX };
+    const observed = await observeMigration(ctx, 'h:5432/db');
+    const done = await applyMigrationPhase(ctx, observed, 'h:5432/db');
+    return { rec, done, observed };
   };
 
   it('creates the Job and reports Migrating; a previous rollout keeps being reported', async () => {
@@ -151,17 +154,20 @@ describe('phase: migration', () => {
     expect(conditionsOf(rec)).toEqual({ Migrated: 'False/Migrating', Available: 'True/DeploymentAvailable', Ready: 'False/Migrating' });
   });
 
-  it('a failed Job blocks with the pod message; a succeeded one reports the schema version', async () => {
+  it('a failed Job blocks with the reported error and still yields the identity; a succeeded one reports the schema version', async () => {
     const api = new FakeWorkloadApi();
     api.jobs.set(`val/${name}`, job([{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }]));
-    api.failedMessage = 'database is bound to rollup 0xbb';
+    const identity = { systemIdentifier: '7312345678901234567', database: 'db', oid: '16384' };
+    api.terminations = [{ exitCode: 1, message: JSON.stringify({ msg: 'migrate up failed', error: 'database is bound to rollup 0xbb', databaseIdentity: identity }) }];
     const failed = await run(api);
+    expect(failed.observed.identity).toEqual(identity);
     expect(failed.done).toBe(false);
     expect(conditionsOf(failed.rec)).toMatchObject({ Migrated: 'False/MigrationFailed', Ready: 'False/MigrationFailed' });
     expect(failed.rec.conditions.find((c) => c.type === 'Migrated')!.message).toContain('last error: database is bound to rollup 0xbb');
     api.jobs.set(`val/${name}`, job([{ type: 'Complete', status: 'True' }]));
-    api.succeededMessage = '{"msg":"migrate up done","schemaVersion":"4"}';
+    api.terminations = [{ exitCode: 0, message: JSON.stringify({ msg: 'migrate up done', schemaVersion: '4', databaseIdentity: identity }) }];
     const ok = await run(api);
+    expect(ok.observed.identity).toEqual(identity);
     expect(ok.done).toBe(true);
     expect(ok.rec.status.schemaVersion).toBe('4');
     expect(conditionsOf(ok.rec).Migrated).toBe('True/Migrated');
