@@ -3,6 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ENV, HA_SIGNER_SCHEMA_VERSION, runMigrations } from '../protection/index.js';
 import { createLogger } from '../log.js';
+import { readDatabaseIdentityFromUrl } from '../protection/identity.js';
 import { type Command, UsageError, databaseUrlFrom, parseFlags } from './common.js';
 
 const USAGE = `Usage: ha-signer migrate up|down [options]
@@ -37,14 +38,23 @@ async function run(args: string[]): Promise<void> {
   }
   const databaseUrl = databaseUrlFrom(values['database-url']);
   const bindTo = direction === 'up' ? rollupAddress : undefined;
-  const applied = await runMigrations({
-    databaseUrl,
-    direction,
-    ...(count !== undefined ? { count } : {}),
-    ...(bindTo ? { rollupAddress: bindTo } : {}),
-  });
+  // The operator keys its one-database-per-rollup rule on the server's identity: report it even when migrating fails.
+  const databaseIdentity = direction === 'up' ? await readDatabaseIdentityFromUrl(databaseUrl) : undefined;
+  let applied: Awaited<ReturnType<typeof runMigrations>>;
+  try {
+    applied = await runMigrations({
+      databaseUrl,
+      direction,
+      ...(count !== undefined ? { count } : {}),
+      ...(bindTo ? { rollupAddress: bindTo } : {}),
+    });
+  } catch (err) {
+    if (direction === 'up') writeTerminationMessage(JSON.stringify({ msg: 'migrate up failed', error: (err as Error).message, ...(databaseIdentity ? { databaseIdentity } : {}) }));
+    throw err;
+  }
   const summary = {
     applied,
+    ...(databaseIdentity ? { databaseIdentity } : {}),
     ...(direction === 'up' ? { schemaVersion: String(HA_SIGNER_SCHEMA_VERSION) } : {}),
     ...(bindTo ? { rollupAddress: bindTo.toLowerCase() } : {}),
   };
