@@ -20,6 +20,11 @@ const COMMANDS: [string[], string][] = [
   [['serve'], 'ha-signer serve [options]'],
   [['operator'], 'reconciles ValidatorHASigner'],
   [['demo'], 'ha-signer demo'],
+  [['history'], 'ha-signer history export|import'],
+  [['history', 'export'], 'ha-signer history export [--output FILE]'],
+  [['history', 'import'], 'ha-signer history import FILE [--dry-run]'],
+  [['watermark'], 'ha-signer watermark raise --validator'],
+  [['watermark', 'raise'], 'ha-signer watermark raise --validator'],
 ];
 
 /** Would make each command do something real if it ran: an unreachable database, so a run fails loudly instead. */
@@ -84,6 +89,12 @@ describe('usage errors: exit 2, naming the flag', () => {
     [['demo', '--database-url'], /--database-url/],
     [['migrate', 'up', '--log-level', 'loud'], /--log-level: expected one of trace, debug, info/],
     [['nonsense'], /unknown command "nonsense"/],
+    [['history'], /history needs a subcommand: export or import/],
+    [['history', 'import'], /history import needs one FILE/],
+    [['history', 'export', '--output'], /--output/],
+    [['watermark', 'raise', '--slot', '5'], /needs --validator/],
+    [['watermark', 'raise', '--validator', '0x12', '--slot', '5'], /--validator: expected 0x followed by 40 hex digits/],
+    [['watermark', 'raise', '--validator', `0x${'ab'.repeat(20)}`, '--slot', '-3'], /--slot/],
   ];
   for (const [args, message] of cases) {
     it(`ha-signer ${args.join(' ')}`, async () => {
