@@ -4,8 +4,8 @@
  * Tokens are compared as SHA-256 digests with crypto.timingSafeEqual, and never logged.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../protection/index.js';
+import { LiveFile, type LiveFileLogger } from './live-file.js';
 
 export interface Principal {
   /** 'token:<name>' or 'serviceaccount:<namespace>/<name>' or 'anonymous' (auth disabled); safe to log. */
@@ -148,8 +148,8 @@ export interface AuthenticatorOptions {
 const MAX_CACHE_ENTRIES = 10_000;
 
 export class CallerAuthenticator implements Authenticator {
-  private readonly tokens: readonly TokenEntry[];
-  private readonly serviceAccounts: ReadonlyMap<string, ServiceAccountEntry>;
+  private tokens: readonly TokenEntry[];
+  private serviceAccounts: ReadonlyMap<string, ServiceAccountEntry>;
   private readonly reviewer: TokenReviewer | undefined;
   private readonly cacheMs: { valid: number; invalid: number };
   private readonly now: () => number;
@@ -166,6 +166,17 @@ export class CallerAuthenticator implements Authenticator {
     if (this.serviceAccounts.size > 0 && !this.reviewer) throw new Error('ServiceAccount authentication needs a TokenReview client');
   }
 
+  /** Replaces the token list (a reloaded file; undefined = invalid file: refuse them all). */
+  setTokens(tokens: readonly TokenEntry[] | undefined): void {
+    this.tokens = tokens ?? [];
+  }
+
+  /** Replaces the ServiceAccount list; cached reviews are dropped so a removed account is refused at once. */
+  setServiceAccounts(serviceAccounts: readonly ServiceAccountEntry[] | undefined): void {
+    this.serviceAccounts = new Map((serviceAccounts ?? []).map((sa) => [`system:serviceaccount:${sa.namespace}:${sa.name}`, sa]));
+    this.reviewCache.clear();
+  }
+
   async authenticate(authorization: string | undefined): Promise<AuthResult> {
     const token = bearerToken(authorization);
     if (token === undefined) return { ok: false, status: 401, reason: 'missing' };
@@ -179,7 +190,7 @@ export class CallerAuthenticator implements Authenticator {
       const entry = matched;
       return { ok: true, principal: { id: `token:${entry.name}`, allows: (address) => entry.validators.has(address) } };
     }
-    if (this.serviceAccounts.size === 0 || !this.reviewer) return { ok: false, status: 401, reason: 'invalid' };
+    if (!this.reviewer) return { ok: false, status: 401, reason: 'invalid' };
     try {
       const principal = await this.reviewServiceAccount(token, digest.toString('hex'));
       return principal ? { ok: true, principal } : { ok: false, status: 401, reason: 'invalid' };
@@ -233,20 +244,31 @@ export async function kubernetesTokenReviewer(fsRoot: string): Promise<TokenRevi
   };
 }
 
-/** Reads the configured files and builds the authenticator. Throws ConfigError naming the file. */
-export async function authenticatorFromConfig(auth: { disabled: boolean; tokensFile: string | undefined; serviceAccountsFile: string | undefined }, fsRoot: string): Promise<Authenticator> {
+/**
+ * Reads the configured files and builds the authenticator. Throws ConfigError naming the file. The files are then
+ * re-read while the process runs (LiveFile): added clients are accepted and removed ones refused without a restart.
+ */
+export async function authenticatorFromConfig(
+  auth: { disabled: boolean; tokensFile: string | undefined; serviceAccountsFile: string | undefined },
+  fsRoot: string,
+  log?: LiveFileLogger,
+): Promise<Authenticator> {
   if (auth.disabled) return anonymousAuthenticator;
-  const read = async (setting: string, file: string): Promise<string> => {
+  const open = async <T>(setting: string, file: string, parse: (setting: string, text: string) => T, onChange: (value: T | undefined) => void): Promise<LiveFile<T>> => {
     try {
-      return await readFile(file, 'utf8');
+      return await LiveFile.open(file, (text) => parse(`${setting} (${file})`, text), { onChange, ...(log ? { log } : {}) });
     } catch (error) {
+      if (error instanceof ConfigError) throw error;
       throw new ConfigError(`${setting} (${file})`, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
   };
-  const tokens = auth.tokensFile ? parseTokensFile(`HA_SIGNER_AUTH_TOKENS_FILE (${auth.tokensFile})`, await read('HA_SIGNER_AUTH_TOKENS_FILE', auth.tokensFile)) : [];
+  let authenticator: CallerAuthenticator | undefined;
+  const tokens = auth.tokensFile ? await open('HA_SIGNER_AUTH_TOKENS_FILE', auth.tokensFile, parseTokensFile, (v) => authenticator?.setTokens(v)) : undefined;
   const serviceAccounts = auth.serviceAccountsFile
-    ? parseServiceAccountsFile(`HA_SIGNER_AUTH_SERVICE_ACCOUNTS_FILE (${auth.serviceAccountsFile})`, await read('HA_SIGNER_AUTH_SERVICE_ACCOUNTS_FILE', auth.serviceAccountsFile))
-    : [];
-  const reviewer = serviceAccounts.length > 0 ? await kubernetesTokenReviewer(fsRoot) : undefined;
-  return new CallerAuthenticator({ tokens, serviceAccounts, ...(reviewer ? { reviewer } : {}) });
+    ? await open('HA_SIGNER_AUTH_SERVICE_ACCOUNTS_FILE', auth.serviceAccountsFile, parseServiceAccountsFile, (v) => authenticator?.setServiceAccounts(v))
+    : undefined;
+  // With a ServiceAccounts file, TokenReview is ready even while the list is empty: entries may be added later.
+  const reviewer = serviceAccounts ? await kubernetesTokenReviewer(fsRoot) : undefined;
+  authenticator = new CallerAuthenticator({ tokens: tokens?.current ?? [], serviceAccounts: serviceAccounts?.current ?? [], ...(reviewer ? { reviewer } : {}) });
+  return authenticator;
 }

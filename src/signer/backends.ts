@@ -3,7 +3,7 @@
  * never enter our pods). Protection happens before a backend is called; a backend only produces signatures.
  */
 import type { PrivateKeyAccount } from 'viem/accounts';
-import { type Hex, type TypedDataDefinition, hashTypedData, recoverAddress, recoverMessageAddress } from 'viem';
+import { type Hex, type TransactionSerializableEIP1559, type TypedDataDefinition, hashTypedData, numberToHex, recoverAddress, recoverMessageAddress, recoverTransactionAddress } from 'viem';
 
 import type { SigningMethod } from '../wire.js';
 
@@ -24,6 +24,8 @@ export interface SigningBackend {
   signMessageBytes(address: string, data: Hex): Promise<Hex>;
   /** JSON-RPC eth_signTypedData (EIP-712 v4). */
   signTypedData(address: string, typedData: TypedDataDefinition): Promise<Hex>;
+  /** JSON-RPC eth_signTransaction: the signed, serialized EIP-1559 transaction. */
+  signTransaction(address: string, transaction: TransactionSerializableEIP1559): Promise<Hex>;
 }
 
 /** The backend could not produce a signature (remote signer down, timed out or misbehaving). Nothing was signed here. */
@@ -67,6 +69,10 @@ export class LocalKeyBackend implements SigningBackend {
 
   async signTypedData(address: string, typedData: TypedDataDefinition): Promise<Hex> {
     return await this.account(address).signTypedData(typedData);
+  }
+
+  async signTransaction(address: string, transaction: TransactionSerializableEIP1559): Promise<Hex> {
+    return await this.account(address).signTransaction(transaction);
   }
 }
 
@@ -154,6 +160,21 @@ export class Web3SignerBackend implements SigningBackend {
 
   async signMessageBytes(address: string, data: Hex): Promise<Hex> {
     return await this.signature('eth_sign', [address, data], address, (signature) => recoverMessageAddress({ message: { raw: data }, signature }));
+  }
+
+  async signTransaction(address: string, tx: TransactionSerializableEIP1559): Promise<Hex> {
+    const quantity = (v: bigint | number | undefined) => (v === undefined ? undefined : numberToHex(v));
+    const object = { from: address, to: tx.to ?? null, data: tx.data, value: quantity(tx.value), nonce: quantity(tx.nonce), gas: quantity(tx.gas), maxFeePerGas: quantity(tx.maxFeePerGas), maxPriorityFeePerGas: quantity(tx.maxPriorityFeePerGas) };
+    const result = await this.call('eth_signTransaction', [object]);
+    if (typeof result !== 'string' || !/^0x[0-9a-fA-F]+$/.test(result)) throw new BackendSigningError('remote signer eth_signTransaction: expected a signed transaction');
+    let signer: string;
+    try {
+      signer = (await recoverTransactionAddress({ serializedTransaction: result as Hex & `0x02${string}` })).toLowerCase();
+    } catch (error) {
+      throw new BackendSigningError('remote signer eth_signTransaction: signature does not recover', { cause: error });
+    }
+    if (signer !== address) throw new BackendSigningError(`remote signer eth_signTransaction: signed by ${signer}, not ${address}`);
+    return result as Hex;
   }
 
   async signTypedData(address: string, typedData: TypedDataDefinition): Promise<Hex> {

@@ -36,6 +36,10 @@ export interface ServeConfig {
   web3SignerUrl: string | undefined;
   auth: { disabled: boolean; tokensFile: string | undefined; serviceAccountsFile: string | undefined };
   jsonRpcEnabled: boolean;
+  /** Stock Aztec node clients of the protected JSON-RPC (absolute path, under HA_SIGNER_FS_ROOT). */
+  jsonRpcClientsFile: string | undefined;
+  l1ChainId: bigint | undefined;
+  slashingProposerAddress: string | undefined;
   logLevel: LogLevel;
   /** HA_SIGNER_FS_ROOT ('' = '/'): prefix of the in-cluster ServiceAccount files too. */
   fsRoot: string;
@@ -53,6 +57,9 @@ const FLAGS = {
   'web3signer-url': SIGNER_ENV.web3SignerUrl,
   'auth-tokens-file': SIGNER_ENV.authTokensFile,
   'auth-service-accounts-file': SIGNER_ENV.authServiceAccountsFile,
+  'jsonrpc-clients-file': SIGNER_ENV.jsonRpcClientsFile,
+  'l1-chain-id': SIGNER_ENV.l1ChainId,
+  'slashing-proposer-address': SIGNER_ENV.slashingProposerAddress,
   'log-level': SIGNER_ENV.logLevel,
 } as const;
 
@@ -75,7 +82,10 @@ Serves the signing API with slashing protection. Every option can also be set by
   --auth-disabled                  [${SIGNER_ENV.authDisabled}] tests and the demo only
   --auth-tokens-file FILE          [${SIGNER_ENV.authTokensFile}]
   --auth-service-accounts-file F   [${SIGNER_ENV.authServiceAccountsFile}]
-  --jsonrpc-enabled                [${SIGNER_ENV.jsonRpcEnabled}] Web3Signer-compatible JSON-RPC on POST / (no duty protection)
+  --jsonrpc-enabled                [${SIGNER_ENV.jsonRpcEnabled}] protected Web3Signer-compatible JSON-RPC on POST / (bearer tokens)
+  --jsonrpc-clients-file FILE      [${SIGNER_ENV.jsonRpcClientsFile}] stock Aztec nodes: POST /jsonrpc/<secret> (re-read live)
+  --l1-chain-id ID                 [${SIGNER_ENV.l1ChainId}] rollup's L1 chain id (typed consensus data, transactions)
+  --slashing-proposer-address 0x.. [${SIGNER_ENV.slashingProposerAddress}] empire slashing proposer (its Signals are slashing votes)
   --log-level LEVEL                [${SIGNER_ENV.logLevel}] ${LOG_LEVELS.join('|')}, default info
 Protection settings (VALIDATOR_HA_POLLING_INTERVAL_MS, VALIDATOR_HA_SIGNING_TIMEOUT_MS,
 VALIDATOR_HA_MAX_STUCK_DUTIES_AGE_MS, VALIDATOR_HA_POOL_*, ...) are read from the environment.`;
@@ -171,7 +181,7 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
     tokensFile: file(SIGNER_ENV.authTokensFile),
     serviceAccountsFile: file(SIGNER_ENV.authServiceAccountsFile),
   };
-  if (!auth.disabled && auth.tokensFile === undefined && auth.serviceAccountsFile === undefined) {
+  if (!auth.disabled && auth.tokensFile === undefined && auth.serviceAccountsFile === undefined && nonEmpty(env, SIGNER_ENV.jsonRpcClientsFile) === undefined) {
     throw new ConfigError(
       `${flagAndVariable(SIGNER_ENV.authTokensFile)} / ${flagAndVariable(SIGNER_ENV.authServiceAccountsFile)}`,
       `authentication is on, but neither a tokens file nor a ServiceAccounts file is set; set one (or ${SIGNER_ENV.authDisabled}=true for tests and demos only)`,
@@ -180,6 +190,17 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
 
   const logLevel = (nonEmpty(env, SIGNER_ENV.logLevel) ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(flagAndVariable(SIGNER_ENV.logLevel), `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+
+  const chainRaw = nonEmpty(env, SIGNER_ENV.l1ChainId);
+  let l1ChainId: bigint | undefined;
+  if (chainRaw !== undefined) {
+    if (!/^[1-9][0-9]{0,15}$/.test(chainRaw)) throw new ConfigError(flagAndVariable(SIGNER_ENV.l1ChainId), `expected a positive decimal chain id (1 = mainnet, 11155111 = Sepolia), got ${JSON.stringify(chainRaw)}`);
+    l1ChainId = BigInt(chainRaw);
+  }
+  const proposerRaw = nonEmpty(env, SIGNER_ENV.slashingProposerAddress);
+  if (proposerRaw !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(proposerRaw)) {
+    throw new ConfigError(flagAndVariable(SIGNER_ENV.slashingProposerAddress), `expected a 0x-prefixed 20-byte address, got ${JSON.stringify(proposerRaw)}`);
+  }
 
   return {
     protection,
@@ -190,6 +211,9 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
     web3SignerUrl,
     auth,
     jsonRpcEnabled: bool(SIGNER_ENV.jsonRpcEnabled),
+    jsonRpcClientsFile: file(SIGNER_ENV.jsonRpcClientsFile),
+    l1ChainId,
+    slashingProposerAddress: proposerRaw?.toLowerCase(),
     logLevel,
     fsRoot,
   };

@@ -6,7 +6,28 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { DutyType, type ProtectionObserver } from '../protection/index.js';
 
 export type SignOutcome = 'signed' | 'already_signed' | 'slashing_protection' | 'invalid' | 'denied' | 'unavailable' | 'error';
-export type AuthDenialReason = 'missing' | 'invalid' | 'forbidden' | 'review_unavailable';
+export type AuthDenialReason = 'missing' | 'invalid' | 'forbidden' | 'review_unavailable' | 'client_list_invalid';
+/**
+ * JSON-RPC outcomes: signed because a duty claim covers it (`signed_claimed`), a vote claimed and recorded here
+ * (`signed_vote`), a repeat of a recorded vote (`already_signed`), unclaimed data of an opted-in client
+ * (`signed_unclaimed`), a transaction (`signed_transaction`); refused: `not_claimed`, `claim_mismatch`,
+ * `slashing_protection`, `refused` (unknown typed data, feature off), `denied`, `invalid`, `unavailable`, `error`.
+ */
+export type JsonRpcOutcome =
+  | 'ok'
+  | 'signed_claimed'
+  | 'signed_vote'
+  | 'already_signed'
+  | 'signed_unclaimed'
+  | 'signed_transaction'
+  | 'not_claimed'
+  | 'claim_mismatch'
+  | 'slashing_protection'
+  | 'refused'
+  | 'denied'
+  | 'invalid'
+  | 'unavailable'
+  | 'error';
 
 const DUTY_TYPES: ReadonlySet<string> = new Set(Object.values(DutyType));
 
@@ -35,6 +56,7 @@ export class SignerMetrics {
   readonly cleanedUp: Counter<'kind'>;
   readonly authDenied: Counter<'reason'>;
   readonly jsonRpcRequests: Counter<'method' | 'outcome'>;
+  readonly jsonRpcDuration: Histogram<'method' | 'outcome'>;
   readonly ready: Gauge;
   readonly keysLoaded: Gauge;
   private poolSource: PoolStatsSource | undefined;
@@ -107,8 +129,15 @@ export class SignerMetrics {
     });
     this.jsonRpcRequests = new Counter({
       name: 'ha_signer_jsonrpc_requests_total',
-      help: 'Web3Signer-compatible JSON-RPC calls (no duty protection) by method and outcome',
+      help: 'Web3Signer-compatible JSON-RPC calls by method and outcome (signed_unclaimed: data no duty claim covers, signed for an opted-in client)',
       labelNames: ['method', 'outcome'],
+      registers,
+    });
+    this.jsonRpcDuration = new Histogram({
+      name: 'ha_signer_jsonrpc_request_duration_seconds',
+      help: 'Time to answer a JSON-RPC call (claim lookup, signing), by method and outcome',
+      labelNames: ['method', 'outcome'],
+      buckets: LATENCY_BUCKETS,
       registers,
     });
     this.ready = new Gauge({ name: 'ha_signer_ready', help: '1 when the signer passes its readiness checks', registers });

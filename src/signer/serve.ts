@@ -16,6 +16,7 @@ import { authenticatorFromConfig } from './auth.js';
 import { LocalKeyBackend, type SigningBackend, Web3SignerBackend } from './backends.js';
 import { SERVE_USAGE, applyServeFlags, serveConfigFromEnv } from './config.js';
 import { loadKeysFromDir } from './keys.js';
+import { setUpJsonRpc } from './jsonrpc-setup.js';
 import { SignerMetrics } from './metrics.js';
 import { ReadinessMonitor } from './readiness.js';
 import { buildSignerServer } from './server.js';
@@ -35,7 +36,9 @@ export async function serveCommand(args: string[]): Promise<void> {
   const resolved = resolveSignerConfig(config.protection);
 
   // Everything that can be wrong with files is checked before the port opens.
-  const authenticator = await authenticatorFromConfig(config.auth, config.fsRoot);
+  const logger = createLogger({ component: 'signer', level: config.logLevel });
+  const authenticator = await authenticatorFromConfig(config.auth, config.fsRoot, logger);
+  const jsonRpc = await setUpJsonRpc(config, resolved.rollupAddress, logger);
   let backend: SigningBackend;
   if (config.web3SignerUrl) {
     try {
@@ -64,8 +67,9 @@ export async function serveCommand(args: string[]): Promise<void> {
     rollupAddress: resolved.rollupAddress,
     nodeId: resolved.nodeId,
     jsonRpcEnabled: config.jsonRpcEnabled,
+    ...(jsonRpc ? { jsonRpc: jsonRpc.deps } : {}),
     logLevel: config.logLevel,
-    logger: createLogger({ component: 'signer', level: config.logLevel }),
+    logger,
   });
   app.log.info(
     {
@@ -74,13 +78,15 @@ export async function serveCommand(args: string[]): Promise<void> {
       backend: backend.kind,
       validators: backend.addresses(),
       auth: config.auth.disabled ? 'disabled' : { tokens: config.auth.tokensFile !== undefined, serviceAccounts: config.auth.serviceAccountsFile !== undefined },
-      jsonRpc: config.jsonRpcEnabled,
+      jsonRpc: { bearer: config.jsonRpcEnabled, aztecNodes: jsonRpc?.deps.clients?.current?.length ?? 0 },
       leaseMs: resolved.leaseMs,
     },
     'starting signer',
   );
   if (config.auth.disabled) app.log.warn('authentication is DISABLED (HA_SIGNER_AUTH_DISABLED=true): any caller can sign with every key');
-  if (config.jsonRpcEnabled) app.log.warn('JSON-RPC on POST / is enabled: it signs without duty protection (see docs/signer.md)');
+  if (jsonRpc?.deps.clients?.current?.some((c) => c.allowUnclaimedDigests)) {
+    app.log.warn('a JSON-RPC client may sign digests no duty claim covers (allowUnclaimedDigests); see docs/aztec-nodes.md for what that client is then protected from');
+  }
   await app.listen({ host: config.listenHost, port: config.port });
 
   let resolveDone!: () => void;
@@ -100,6 +106,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     try {
       await app.close(); // stops accepting; waits for in-flight requests to be answered
       await signer?.stop(); // waits for duties still in flight, stops cleanup, closes the pool
+      await jsonRpc?.close();
       app.log.info('stopped');
     } catch (error) {
       app.log.error({ err: error }, 'error during shutdown');

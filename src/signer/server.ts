@@ -119,7 +119,7 @@ export function buildSignerServer(deps: SignerServerDeps): FastifyInstance {
     await v1.register(signRoute, deps);
   });
 
-  if (deps.jsonRpcEnabled) void app.register(jsonRpcRoutes, { ...deps, deny });
+  if (deps.jsonRpcEnabled || deps.jsonRpc?.clients) void app.register(jsonRpcRoutes, { ...deps, deny });
 
   return app;
 }

@@ -265,23 +265,28 @@ describe('three serve replicas on one database', () => {
     expect(text).not.toMatch(/slot="/);
   });
 
-  it('serves the Web3Signer-compatible JSON-RPC only where enabled, authenticated', async () => {
+  it('serves the protected Web3Signer-compatible JSON-RPC only where enabled, authenticated', async () => {
     const [withRpc, withoutRpc] = replicas as [SignerReplica, SignerReplica];
     const rpc = (method: string, params: unknown[]) => ({ jsonrpc: '2.0', id: 7, method, params });
     expect((await call(withoutRpc.url, '/', { token: TOKENS.all, body: rpc('eth_accounts', []) })).status).toBe(404);
     expect((await call(withRpc.url, '/', { body: rpc('eth_accounts', []) })).status).toBe(401);
     const accounts = await call(withRpc.url, '/', { token: TOKENS.first, body: rpc('eth_accounts', []) });
     expect(accounts.body).toEqual({ jsonrpc: '2.0', id: 7, result: [KEYS[0]!.address] });
-    const data = hash('jsonrpc');
-    const signed = await call(withRpc.url, '/', { token: TOKENS.first, body: rpc('eth_sign', [KEYS[0]!.address, data]) });
+    // A digest that a duty claim covers is signed; one no claim covers is refused (bearer callers cannot opt in).
+    const claimed = hash('jsonrpc-claimed');
+    expect((await call(withRpc.url, signPath(KEYS[0]!.address), { token: TOKENS.all, body: signBody(8_000, claimed) })).status).toBe(200);
+    const signed = await call(withRpc.url, '/', { token: TOKENS.first, body: rpc('eth_sign', [KEYS[0]!.address, claimed]) });
     expect(signed.status).toBe(200);
-    expect((await recoverMessageAddress({ message: { raw: data }, signature: signed.body.result as Hex })).toLowerCase()).toBe(KEYS[0]!.address);
-    const forbidden = await call(withRpc.url, '/', { token: TOKENS.first, body: rpc('eth_sign', [KEYS[1]!.address, data]) });
+    expect((await recoverMessageAddress({ message: { raw: claimed }, signature: signed.body.result as Hex })).toLowerCase()).toBe(KEYS[0]!.address);
+    const unclaimed = await call(withRpc.url, '/', { token: TOKENS.first, body: rpc('eth_sign', [KEYS[0]!.address, hash('jsonrpc-unclaimed')]) });
+    expect(unclaimed.body.error).toMatchObject({ code: -32010, message: expect.stringContaining('no duty claim') });
+    const forbidden = await call(withRpc.url, '/', { token: TOKENS.first, body: rpc('eth_sign', [KEYS[1]!.address, claimed]) });
     expect(forbidden.status).toBe(403);
     const typedData = { domain: { name: 'Test', version: '1', chainId: 1 }, types: { Vote: [{ name: 'round', type: 'uint256' }] }, primaryType: 'Vote', message: { round: '5' } };
     const typed = await call(withRpc.url, '/', { token: TOKENS.all, body: rpc('eth_signTypedData', [KEYS[0]!.address, JSON.stringify(typedData)]) });
-    expect(typed.body.result).toMatch(/^0x[0-9a-f]{130}$/);
-    expect((await call(withRpc.url, '/', { token: TOKENS.all, body: rpc('eth_signTransaction', [{}]) })).body.error).toMatchObject({ code: -32601 });
+    expect(typed.body.error).toMatchObject({ code: -32010, message: expect.stringContaining('is not an Aztec duty') });
+    expect((await call(withRpc.url, '/', { token: TOKENS.all, body: rpc('eth_signTransaction', [{}]) })).body.error).toMatchObject({ code: -32013 });
+    expect((await call(withRpc.url, '/', { token: TOKENS.all, body: rpc('eth_newFilter', []) })).body.error).toMatchObject({ code: -32601 });
   });
 
   it('RemoteHASigner fails over past a dead endpoint and maps 409 answers to the core errors', async () => {

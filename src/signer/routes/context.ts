@@ -1,6 +1,10 @@
 /** What the route plugins share: dependencies of the server, and the request fields the hooks fill in. */
 import type { FastifyBaseLogger } from 'fastify';
+import type { ClaimForHash } from '../../protection/claims-lookup.js';
 import type { ValidatorHASigner } from '../../protection/index.js';
+import type { TypedDataRules } from '../aztec-typed-data.js';
+import type { JsonRpcClientEntry } from '../jsonrpc-clients.js';
+import type { LiveFile } from '../live-file.js';
 import type { Authenticator, Principal } from '../auth.js';
 import type { SigningBackend } from '../backends.js';
 import type { LogLevel } from '../config.js';
@@ -16,7 +20,15 @@ export interface SignerServerDeps {
   signer: () => ValidatorHASigner | undefined;
   rollupAddress: string;
   nodeId: string;
+  /** POST / with bearer-token callers (HA_SIGNER_JSONRPC_ENABLED). */
   jsonRpcEnabled: boolean;
+  /** What the protected JSON-RPC needs; required when it is served (POST / or POST /jsonrpc/:secret). */
+  jsonRpc?: {
+    rules: TypedDataRules;
+    claims: (validatorAddress: string, messageHash: string) => Promise<ClaimForHash[]>;
+    /** Stock Aztec nodes with URL secrets (HA_SIGNER_JSONRPC_CLIENTS_FILE), re-read live. */
+    clients: LiveFile<JsonRpcClientEntry[]> | undefined;
+  };
   /** The process logger (src/log.ts) when there is one; else fastify builds a pino logger at logLevel. */
   logger?: FastifyBaseLogger;
   logLevel: LogLevel;

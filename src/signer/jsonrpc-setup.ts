@@ -1,0 +1,43 @@
+/** Builds what the protected JSON-RPC needs at start-up: the live client list, the claim lookup and the typed-data rules. */
+import { ConfigError, createPool } from '../protection/index.js';
+import { findClaimsForHash } from '../protection/claims-lookup.js';
+import { SIGNER_ENV } from '../contract.js';
+import type { ServeConfig } from './config.js';
+import { type JsonRpcClientEntry, parseJsonRpcClientsFile } from './jsonrpc-clients.js';
+import { LiveFile, type LiveFileLogger } from './live-file.js';
+import type { SignerServerDeps } from './routes/context.js';
+
+/** Claim lookups are single indexed reads; a few connections of their own keep them out of the signing pool's queue. */
+const LOOKUP_POOL_MAX = 4;
+
+export interface JsonRpcSetup {
+  deps: NonNullable<SignerServerDeps['jsonRpc']>;
+  close(): Promise<void>;
+}
+
+export async function setUpJsonRpc(config: ServeConfig, rollupAddress: string, log: LiveFileLogger & { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void }): Promise<JsonRpcSetup | undefined> {
+  if (!config.jsonRpcEnabled && !config.jsonRpcClientsFile) return undefined;
+  let clients: LiveFile<JsonRpcClientEntry[]> | undefined;
+  if (config.jsonRpcClientsFile) {
+    const file = config.jsonRpcClientsFile;
+    const setting = `${SIGNER_ENV.jsonRpcClientsFile} (${file})`;
+    try {
+      clients = await LiveFile.open(file, (text) => parseJsonRpcClientsFile(setting, text), { log });
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      throw new ConfigError(setting, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+  }
+  const pool = createPool({ ...config.protection, poolMaxCount: LOOKUP_POOL_MAX, poolMinCount: 0 }, log);
+  return {
+    deps: {
+      rules: { rollupAddress, chainId: config.l1ChainId, slashingProposerAddress: config.slashingProposerAddress },
+      claims: (validatorAddress, messageHash) => findClaimsForHash(pool, rollupAddress, validatorAddress, messageHash),
+      clients,
+    },
+    close: async () => {
+      clients?.close();
+      await pool.end();
+    },
+  };
+}
