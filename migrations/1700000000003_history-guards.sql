@@ -43,10 +43,11 @@ CREATE TRIGGER ha_signer_watermarks_before_truncate BEFORE TRUNCATE ON ha_signer
   FOR EACH STATEMENT EXECUTE FUNCTION ha_signer_refuse_truncate();
 
 -- Down Migration
--- Removes these guards only; no row of any table is touched.
+-- Removes the TRUNCATE and watermark guards; no row of any table is touched. The view ha_signer_history_guard stays:
+-- after a full `ha-signer migrate down` it still keeps Aztec's `migrate-ha-db down` from dropping the signed history.
+-- To drop Aztec's tables on purpose, `DROP VIEW ha_signer_history_guard` by hand first.
 DROP TRIGGER IF EXISTS ha_signer_watermarks_before_truncate ON ha_signer_watermarks;
 DROP TRIGGER IF EXISTS ha_signer_watermarks_guard ON ha_signer_watermarks;
 DROP FUNCTION IF EXISTS ha_signer_watermarks_guard();
 DROP TRIGGER IF EXISTS ha_signer_before_truncate ON validator_duties;
 DROP FUNCTION IF EXISTS ha_signer_refuse_truncate();
-DROP VIEW IF EXISTS ha_signer_history_guard;

@@ -40,7 +40,8 @@ export function describeSchema(version: AztecSchemaVersion): string {
 const REMOVED_BY: Record<string, string> = {
   '1700000000004_claim-lookup-index': 'the index idx_validator_duties_claim_lookup (ha-signer\'s own; no row touched)',
   '1700000000003_history-guards':
-    'the DROP guard view ha_signer_history_guard, the TRUNCATE refusal on validator_duties and the watermark guard triggers',
+    'the TRUNCATE refusal on validator_duties and the watermark guard triggers (the view ha_signer_history_guard, which keeps ' +
+    "Aztec's `migrate-ha-db down` from dropping the history, stays)",
   '1700000000002_ha-signer-protection':
     'the protection triggers on validator_duties (rollup binding HA001, watermark HA002, immutability HA003, foreign holder HA004, ' +
     'pruning HA005, notifications) and their functions',
@@ -56,7 +57,7 @@ export function describeDown(
   const removed = reverted.map((name) => `${name}: ${REMOVED_BY[name] ?? 'its own objects'}`);
   const untouched = [
     `validator_duties: every row (${after.validatorDuties}, of which ${after.signedDuties} signed) and every column`,
-    'schema_version and Aztec\'s pgmigrations: unchanged',
+    'schema_version and Aztec\'s pgmigrations: unchanged; view ha_signer_history_guard (refuses DROP TABLE of the history): kept',
     `ha_signer_watermarks: every row (${after.watermarks}); ha_signer_rollup_binding: kept`,
     'columns lease_expires_at and takeovers: kept (`migrate up` restores the same protection)',
   ];
