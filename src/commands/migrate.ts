@@ -1,7 +1,7 @@
 /** `ha-signer migrate up|down`: applies or reverts the schema migrations (idempotent; safe from several processes). */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ENV, HA_SIGNER_SCHEMA_VERSION, runMigrations } from '../protection/index.js';
+import { ENV, HA_SIGNER_SCHEMA_VERSION, migrate } from '../protection/index.js';
 import { createLogger } from '../log.js';
 import { readDatabaseIdentityFromUrl } from '../protection/identity.js';
 import { type Command, UsageError, databaseUrlFrom, parseFlags } from './common.js';
@@ -10,8 +10,14 @@ const USAGE = `Usage: ha-signer migrate up|down [options]
 
 Applies (up) or reverts (down) the protection database's schema migrations. Idempotent; safe from several processes.
   --database-url URL        [${ENV.databaseUrl}] PostgreSQL of the protection database (required)
-  --rollup-address 0x..     [${ENV.rollupAddress}] up only: bind the database to this rollup
-  --count N                 down only: revert N migrations (default 1)
+  --rollup-address 0x..     [${ENV.rollupAddress}] up only: bind the database to this rollup (required to adopt a
+                            database that already holds duties, e.g. an existing Aztec HA database)
+  --aztec-schema 1|2        up only: Aztec schema to leave the database at (default: keep what it has; a new
+                            database gets 1, what @aztec/validator-ha-signer 4.1.x accepts). Never lowered.
+  --count N                 down only: revert N of ha-signer's migrations (default 1). A down never drops, truncates
+                            or alters Aztec's tables and deletes no row; it removes ha-signer's guards only
+  --force                   down only: remove the protection triggers even though pruned history exists (prints
+                            the protection that is lost until the next migrate up)
   --log-level LEVEL         [HA_SIGNER_LOG_LEVEL] trace|debug|info|warn|error|fatal|silent, default info
   -h, --help                this text`;
 
@@ -19,6 +25,8 @@ const OPTIONS = {
   'database-url': { type: 'string' },
   'rollup-address': { type: 'string' },
   count: { type: 'string' },
+  'aztec-schema': { type: 'string' },
+  force: { type: 'boolean' },
 } as const;
 
 async function run(args: string[]): Promise<void> {
@@ -36,24 +44,37 @@ async function run(args: string[]): Promise<void> {
   if (rollupAddress !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(rollupAddress)) {
     throw new UsageError(`--rollup-address (or ${ENV.rollupAddress}): expected 0x followed by 40 hex digits, got ${JSON.stringify(rollupAddress)}`);
   }
+  let aztecSchema: 1 | 2 | undefined;
+  if (values['aztec-schema'] !== undefined) {
+    if (direction !== 'up') throw new UsageError('--aztec-schema applies to migrate up only');
+    if (values['aztec-schema'] !== '1' && values['aztec-schema'] !== '2') {
+      throw new UsageError(`--aztec-schema: expected 1 or 2 (Aztec's schema_version), got ${JSON.stringify(values['aztec-schema'])}`);
+    }
+    aztecSchema = values['aztec-schema'] === '1' ? 1 : 2;
+  }
+  if (values.force && direction !== 'down') throw new UsageError('--force applies to migrate down only');
   const databaseUrl = databaseUrlFrom(values['database-url']);
   const bindTo = direction === 'up' ? rollupAddress : undefined;
   // The operator keys its one-database-per-rollup rule on the server's identity: report it even when migrating fails.
   const databaseIdentity = direction === 'up' ? await readDatabaseIdentityFromUrl(databaseUrl) : undefined;
-  let applied: Awaited<ReturnType<typeof runMigrations>>;
+  let report: Awaited<ReturnType<typeof migrate>>;
   try {
-    applied = await runMigrations({
+    report = await migrate({
       databaseUrl,
       direction,
       ...(count !== undefined ? { count } : {}),
       ...(bindTo ? { rollupAddress: bindTo } : {}),
+      ...(aztecSchema ? { aztecSchema } : {}),
+      ...(values.force ? { force: true } : {}),
     });
   } catch (err) {
     if (direction === 'up') writeTerminationMessage(JSON.stringify({ msg: 'migrate up failed', error: (err as Error).message, ...(databaseIdentity ? { databaseIdentity } : {}) }));
     throw err;
   }
+  // What the run did and did not touch (down: removed/untouched/protectionLost; up: Aztec schema and who accepts it).
+  const { direction: _direction, ...details } = report;
   const summary = {
-    applied,
+    ...details,
     ...(databaseIdentity ? { databaseIdentity } : {}),
     ...(direction === 'up' ? { schemaVersion: String(HA_SIGNER_SCHEMA_VERSION) } : {}),
     ...(bindTo ? { rollupAddress: bindTo.toLowerCase() } : {}),

@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RollupBindingError, SlashingProtectionError, createHASigner, rebindRollup, runMigrations } from '../../src/protection/index.js';
+import { HA_SIGNER_MIGRATIONS } from '../../src/protection/schema.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { OTHER_ROLLUP, ROLLUP, VALIDATOR, attestation, blockProposal, fakeSignature, hash, migratedDatabase, sql, startSigner, stopAllSigners } from '../support/protection.js';
 
@@ -121,17 +122,21 @@ describe('migrations', () => {
     const results = await Promise.all([1, 2, 3, 4].map(() => runCli(['migrate', 'up', '--database-url', url, '--rollup-address', ROLLUP])));
     for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 });
     const applied = results.flatMap((result) => (JSON.parse(result.stdout.trim()) as { applied: string[] }).applied);
-    expect(applied.sort()).toEqual(['1700000000001_aztec-compatible-schema', '1700000000002_ha-signer-protection']);
+    expect(applied.sort()).toEqual([...HA_SIGNER_MIGRATIONS, 'aztec:1_initial-schema']);
     const again = await runCli(['migrate', 'up'], { VALIDATOR_HA_DATABASE_URL: url });
-    expect(JSON.parse(again.stdout.trim())).toMatchObject({ applied: [], schemaVersion: '2' });
+    expect(JSON.parse(again.stdout.trim())).toMatchObject({ applied: [], schemaVersion: String(HA_SIGNER_MIGRATIONS.length), aztecSchemaVersion: 1 });
     expect(await sql(url, 'SELECT version FROM schema_version')).toEqual([{ version: 1 }]);
   });
 
-  it('down undoes one migration at a time', async () => {
+  it('down undoes one migration at a time and says what it did not touch', async () => {
     const url = await createTestDatabase('mig');
     await runCli(['migrate', 'up', '--database-url', url]);
-    expect((await runCli(['migrate', 'down', '--database-url', url])).code).toBe(0);
-    expect(await sql(url, `SELECT to_regclass('ha_signer_watermarks') AS t, to_regclass('validator_duties') AS d`)).toEqual([{ t: null, d: 'validator_duties' }]);
+    const down = await runCli(['migrate', 'down', '--database-url', url]);
+    expect(down.code, down.stderr).toBe(0);
+    const report = JSON.parse(down.stdout.trim()) as { applied: string[]; untouched: string[] };
+    expect(report.applied).toEqual([HA_SIGNER_MIGRATIONS.at(-1)]);
+    expect(report.untouched.join('\n')).toMatch(/validator_duties: every row/);
+    expect(await sql(url, `SELECT to_regclass('ha_signer_watermarks') AS t, to_regclass('validator_duties') AS d`)).toEqual([{ t: 'ha_signer_watermarks', d: 'validator_duties' }]);
   });
 
   it.each([

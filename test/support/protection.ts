@@ -12,9 +12,10 @@ export const hash = (n: number): string => `0x${n.toString(16).padStart(64, '0')
 /** A well-formed 65-byte signature derived from n (content is irrelevant to the protection core). */
 export const fakeSignature = (n: number): string => `0x${n.toString(16).padStart(128, '0')}1b`;
 
-export async function migratedDatabase(prefix = 'p'): Promise<string> {
+/** A new database after `ha-signer migrate up` (Aztec schema 1 unless asked for 2, which adds checkpoint_number). */
+export async function migratedDatabase(prefix = 'p', aztecSchema?: 1 | 2): Promise<string> {
   const url = await createTestDatabase(prefix);
-  await runMigrations({ databaseUrl: url, direction: 'up' });
+  await runMigrations({ databaseUrl: url, direction: 'up', ...(aztecSchema ? { aztecSchema } : {}) });
   return url;
 }
 
