@@ -48,8 +48,10 @@ async function exportedMetrics(): Promise<Map<string, string[]>> {
   const names = new Map<string, string[]>();
   for (const registry of registries) {
     for (const metric of registry.getMetricsAsArray()) {
-      const { name, labelNames = [] } = metric as unknown as { name: string; labelNames?: string[] };
-      const { type } = await metric.get();
+      // prom-client's metric objects (Counter, Gauge, Histogram) carry their label names; get() gives the type.
+      const m = metric as unknown as { name: string; labelNames?: string[]; get(): Promise<{ type: string }> };
+      const { name, labelNames = [] } = m;
+      const { type } = await m.get();
       const series = type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : type === 'summary' ? [name, `${name}_sum`, `${name}_count`] : [name];
       for (const s of series) names.set(s, [...labelNames]);
     }

@@ -33,6 +33,8 @@ export const CONTROLLERS = [
   // (enabled, as in a real cluster) needs the former, the projected service-account volume the latter.
   'serviceaccount-controller',
   'root-ca-certificate-publisher-controller',
+  // Fills the built-in view/edit/admin ClusterRoles from aggregated ones (the chart's ValidatorHASigner roles).
+  'clusterrole-aggregation-controller',
 ];
 
 export interface ControlPlaneBinaries {
