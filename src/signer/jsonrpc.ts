@@ -12,7 +12,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { type Hex, type TypedDataDefinition, hashTypedData } from 'viem';
-import { DutyAlreadySignedError, DutyType, SlashingProtectionError, type ValidatorHASigner } from '../protection/index.js';
+import { DutyAlreadySignedError, DutyType, SlashingProtectionError, type ValidatorHASigner, parseDuty } from '../protection/index.js';
 import type { ClaimForHash } from '../protection/claims-lookup.js';
 import { TypedDataRefusal, type TypedDataRules, classifyTypedData } from './aztec-typed-data.js';
 import type { SigningBackend } from './backends.js';
@@ -126,7 +126,7 @@ async function signVote(ctx: JsonRpcContext, address: string, typedData: TypedDa
   const signer = ctx.signer();
   if (!signer) throw new RpcError(RPC_CODES.unavailable, 'protection database not ready, nothing signed', 'unavailable');
   try {
-    const signature = await signer.signWithProtection(address, hash, { dutyType: vote.dutyType, slot: vote.slot }, () => ctx.backend.signTypedData(address, typedData));
+    const signature = await signer.signDuty(parseDuty(address, hash, { dutyType: vote.dutyType, slot: vote.slot }), () => ctx.backend.signTypedData(address, typedData));
     return { signature, outcome: 'signed_vote' };
   } catch (error) {
     if (error instanceof SlashingProtectionError) {

@@ -4,12 +4,12 @@
  */
 import { type Hex, type TypedDataDefinition, hashTypedData } from 'viem';
 import {
-  type CheckAndRecordParams,
   DutyType,
   InvalidDutyInputError,
   PROTECTED_DUTY_TYPES,
   type SigningContext,
-  dutyFromContext,
+  parseDuty,
+  type ValidatedDuty,
   normalizeAddress,
   toDutyType,
   toUint64,
@@ -31,8 +31,8 @@ export interface SignRequest {
   messageHash: Hex;
   signingMethod: SigningMethod;
   context: SigningContext;
-  /** The normalized duty the request is for (its key and data), as the core will record it. */
-  duty: CheckAndRecordParams;
+  /** The duty, validated once here; the route hands it to the core's signDuty as is. */
+  duty: ValidatedDuty;
   typedData?: TypedDataDefinition;
 }
 
@@ -87,7 +87,7 @@ export interface SignRequestRules {
   typedDataRequiredForDigest?: boolean;
 }
 
-export function parseSignRequest(validatorAddress: string, body: unknown, rollupAddress: string, nodeId: string, rules: SignRequestRules = {}): SignRequest {
+export function parseSignRequest(validatorAddress: string, body: unknown, rules: SignRequestRules = {}): SignRequest {
   if (!isObject(body)) throw new InvalidRequestError('body', 'expected a JSON object');
   rejectUnknownFields('', body, SIGN_FIELDS);
   if (body.messageHash === undefined) throw new InvalidRequestError('messageHash', 'is required: 0x followed by 64 hex digits');
@@ -118,7 +118,7 @@ export function parseSignRequest(validatorAddress: string, body: unknown, rollup
     // Ignored by the core for other duties (stored as -1); still reject garbage rather than silently accept it.
     context.blockIndexWithinCheckpoint = blockIndex(raw.blockIndexWithinCheckpoint);
   }
-  const duty = field(() => dutyFromContext(rollupAddress, validatorAddress, messageHash, context, nodeId));
+  const duty = field(() => parseDuty(validatorAddress, messageHash, context));
 
   const request: SignRequest = { validatorAddress: duty.validatorAddress, messageHash, signingMethod, context, duty };
   if (body.typedData === undefined && signingMethod === 'digest' && rules.typedDataRequiredForDigest) {

@@ -21,7 +21,7 @@ const ROLLUP = '0x00000000000000000000000000000000000a11ce';
 const VALIDATOR = KEYS[0]!.address;
 
 describe('parseSignRequest', () => {
-  const parse = (body: unknown) => parseSignRequest(VALIDATOR, body, ROLLUP, 'node-1');
+  const parse = (body: unknown) => parseSignRequest(VALIDATOR, body);
   const fieldOf = (body: unknown): string => {
     try {
       parse(body);
@@ -36,7 +36,7 @@ describe('parseSignRequest', () => {
     const request = parse({ messageHash: hash('a').toUpperCase().replace('0X', '0x'), context: { dutyType: 'BLOCK_PROPOSAL', slot: '18446744073', blockNumber: 50, checkpointNumber: '7', blockIndexWithinCheckpoint: '2' } });
     expect(request.signingMethod).toBe('personal');
     expect(request.messageHash).toBe(hash('a'));
-    expect(request.duty).toMatchObject({ rollupAddress: ROLLUP, validatorAddress: VALIDATOR, slot: 18446744073n, blockNumber: 50n, checkpointNumber: 7n, blockIndexWithinCheckpoint: 2, dutyType: DutyType.BLOCK_PROPOSAL, nodeId: 'node-1' });
+    expect(request.duty).toMatchObject({ validatorAddress: VALIDATOR, slot: 18446744073n, blockNumber: 50n, checkpointNumber: 7n, blockIndexWithinCheckpoint: 2, dutyType: DutyType.BLOCK_PROPOSAL });
     expect(parse({ messageHash: hash('b'), signingMethod: 'digest', context: { dutyType: 'GOVERNANCE_VOTE', slot: 3, blockIndexWithinCheckpoint: 4 } }).duty.blockIndexWithinCheckpoint).toBe(-1);
   });
 

@@ -4,7 +4,6 @@
  * the semantic checks run here, still before the database is touched.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import type { HexLike } from '../../protection/index.js';
 import { DatabaseUnavailableError } from '../../protection/index.js';
 import { ROUTES, type SignAnswer, type SignRequestBody } from '../../wire.js';
 import { BackendSigningError } from '../backends.js';
@@ -36,18 +35,18 @@ export const signRoute: FastifyPluginAsync<SignerServerDeps> = async (app, deps)
     async (request): Promise<SignAnswer> => {
       const address = request.validatorAddress!;
       // A Web3Signer-backed replica cannot sign a bare digest: refuse it here, before the duty is claimed.
-      const parsed = parseSignRequest(address, request.body, deps.rollupAddress, deps.nodeId, { typedDataRequiredForDigest: backend.kind === 'web3signer' });
+      const parsed = parseSignRequest(address, request.body, { typedDataRequiredForDigest: backend.kind === 'web3signer' });
       const signer = deps.signer();
       const blocked = readiness.signingBlockedReason;
       if (!signer || blocked !== undefined) throw new DatabaseUnavailableError(`signing refused: ${blocked ?? 'the protection database is not ready'}`);
-      const signFn = async (hash: HexLike): Promise<`0x${string}`> => {
+      const signFn = async (hash: string): Promise<`0x${string}`> => {
         try {
-          return await backend.signHash(address, String(hash) as `0x${string}`, parsed.signingMethod, parsed.typedData);
+          return await backend.signHash(address, hash as `0x${string}`, parsed.signingMethod, parsed.typedData);
         } catch (error) {
           throw error instanceof BackendSigningError ? error : new BackendSigningError(`signing failed: ${(error as Error).message}`, { cause: error });
         }
       };
-      const signature = await signer.signWithProtection(parsed.validatorAddress, parsed.messageHash, parsed.context, signFn);
+      const signature = await signer.signDuty(parsed.duty, signFn);
       request.signMetrics!.outcome = 'signed';
       return { signature, validatorAddress: address, dutyType: parsed.duty.dutyType, slot: parsed.duty.slot.toString(), nodeId: deps.nodeId };
     },
