@@ -3,7 +3,7 @@
  * a digest request without typed data to a Web3Signer-backed replica is refused before the duty is claimed, and the
  * start-up and probe log lines (no deprecation warning, probes at debug only).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startFakeWeb3Signer, type FakeWeb3Signer } from '../../src/demo/fake-web3signer.js';
@@ -67,4 +67,33 @@ it('starts without deprecation lines and logs probes only at debug', async () =>
   expect(log).not.toContain('incoming request');
   // Every line is JSON.
   for (const line of log.split('\n').filter(Boolean)) expect(() => JSON.parse(line), line).not.toThrow();
+});
+
+it('applies a changed tokens file on a running replica: new tokens accepted, removed ones refused, no restart', async () => {
+  const replica = await fixture.start('edges-live-tokens');
+  const added = 'token-added-while-running-0123456789';
+  const listWith = (token: string) => call(replica.url, '/v1/validators', { token });
+  expect((await listWith(TOKENS.first)).status).toBe(200);
+  expect((await listWith(added)).status).toBe(401);
+  // Replace the file atomically, as a Secret volume update does: node-first removed, a new client added.
+  await writeFile(`${fixture.tokensFile}.next`, JSON.stringify([
+    { name: 'node-all', token: TOKENS.all, validators: ['*'] },
+    { name: 'node-added', token: added, validators: [KEYS[1]!.address] },
+  ]));
+  await rename(`${fixture.tokensFile}.next`, fixture.tokensFile);
+  const deadline = Date.now() + 10_000;
+  while ((await listWith(added)).status !== 200) {
+    if (Date.now() > deadline) throw new Error('the added token was not accepted within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  expect((await listWith(added)).body).toMatchObject({ validators: [KEYS[1]!.address] });
+  expect((await listWith(TOKENS.first)).status).toBe(401);
+  // An invalid file fails closed: every token of it is refused until it is fixed.
+  await writeFile(fixture.tokensFile, '[{"name": broken');
+  const closedBy = Date.now() + 10_000;
+  while ((await listWith(TOKENS.all)).status !== 401) {
+    if (Date.now() > closedBy) throw new Error('an invalid tokens file did not fail closed within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  expect(replica.running).toBe(true);
 });
