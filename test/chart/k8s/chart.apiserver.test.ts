@@ -138,7 +138,31 @@ describeK8s('Helm chart on the test control plane', () => {
     // The hook's objects are hooks: not part of the release's manifest, removed here as the hook's delete policy would.
     kubectl(['delete', '-n', ns.name, '-f', '-'], hookRbac.map((o) => JSON.stringify(o)).join('\n---\n'));
   });
+
+  // The defect the hook fixes, measured (not asserted: it depends on how fast the pods get SIGTERM): without the hook,
+  // helm deletes the RBAC while the operator pods are still stopping, the leader cannot release its Lease, and the
+  // next install waits up to a lease duration.
+  it('without the hook (--no-hooks) the leader usually cannot release its Lease', async () => {
+    const other = await createTestNamespace('chartnohook');
+    try {
+      const release = other.name.slice(0, 40);
+      helm(['install', release, CHART, '-n', other.name, '--wait', '--timeout', '150s', '--set', 'image.tag=test', '--set', 'crds.enabled=false', '--set', `watchNamespace=${other.name}`, '--set', 'replicaCount=1']);
+      await waitFor(async () => (await leaseHolder(other.name).catch(() => '')) || undefined, { timeoutMs: 60_000, message: 'operator leader Lease' });
+      helm(['uninstall', release, '-n', other.name, '--no-hooks', '--wait', '--timeout', '60s']);
+      const { core } = clients();
+      await waitFor(async () => ((await listPodsOf(core, other.name, `${release}-ha-signer`)).length === 0 ? true : undefined), { timeoutMs: 60_000, message: 'operator pods gone' });
+      const holder = await leaseHolder(other.name);
+      console.log(`chart: helm uninstall --no-hooks: Lease holder afterwards ${holder ? `still ${JSON.stringify(holder)} (held until it expires)` : 'empty (released)'}`);
+    } finally {
+      await other.delete();
+    }
+  });
 });
+
+async function leaseHolder(namespace: string): Promise<string> {
+  const coordination = kubeConfig().makeApiClient(k8s.CoordinationV1Api);
+  return (await coordination.readNamespacedLease({ namespace, name: 'ha-signer-operator' })).spec!.holderIdentity ?? '';
+}
 
 async function listPodsOf(core: k8s.CoreV1Api, namespace: string, fullname: string): Promise<string[]> {
   const pods = await core.listNamespacedPod({ namespace, labelSelector: 'app.kubernetes.io/component=operator' });
