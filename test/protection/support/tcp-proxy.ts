@@ -1,0 +1,83 @@
+/**
+ * A TCP proxy in front of the test PostgreSQL that can freeze connections: bytes stop flowing while the sockets
+ * stay open, as with a SIGSTOPped backend or a silent network partition (no error, no answer).
+ */
+import net from 'node:net';
+
+interface Pair {
+  client: net.Socket;
+  server: net.Socket;
+  frozen: boolean;
+}
+
+export class FreezableProxy {
+  private readonly pairs = new Set<Pair>();
+  private freezeNew = false;
+
+  private constructor(
+    private readonly listener: net.Server,
+    readonly port: number,
+  ) {}
+
+  static async start(databaseUrl: string): Promise<FreezableProxy> {
+    const target = new URL(databaseUrl);
+    let proxy!: FreezableProxy;
+    const listener = net.createServer((client) => proxy.accept(client, target.hostname, Number(target.port || 5432)));
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    proxy = new FreezableProxy(listener, (listener.address() as net.AddressInfo).port);
+    return proxy;
+  }
+
+  /** The same database URL, through the proxy. */
+  url(databaseUrl: string): string {
+    const url = new URL(databaseUrl);
+    url.hostname = '127.0.0.1';
+    url.port = String(this.port);
+    return url.toString();
+  }
+
+  private accept(client: net.Socket, host: string, port: number): void {
+    const server = net.connect(port, host);
+    const pair: Pair = { client, server, frozen: false };
+    this.pairs.add(pair);
+    const forward = (from: net.Socket, to: net.Socket): void => {
+      from.on('data', (chunk) => {
+        if (pair.frozen) return; // dropped: a frozen peer never answers
+        to.write(chunk);
+      });
+    };
+    forward(client, server);
+    forward(server, client);
+    const close = (): void => {
+      this.pairs.delete(pair);
+      client.destroy();
+      server.destroy();
+    };
+    client.on('close', close).on('error', close);
+    server.on('close', close).on('error', close);
+    if (this.freezeNew) pair.frozen = true;
+  }
+
+  /** Freezes the connections open now; `andNew` also freezes connections made later. */
+  freeze(andNew = false): void {
+    for (const pair of this.pairs) pair.frozen = true;
+    this.freezeNew = andNew;
+  }
+
+  /** Frozen connections stay broken (their protocol state is lost); new connections flow again. */
+  thawNew(): void {
+    this.freezeNew = false;
+  }
+
+  get connectionCount(): number {
+    return this.pairs.size;
+  }
+
+  async close(): Promise<void> {
+    for (const pair of this.pairs) {
+      pair.client.destroy();
+      pair.server.destroy();
+    }
+    await new Promise<void>((resolve) => this.listener.close(() => resolve()));
+  }
+}
