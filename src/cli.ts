@@ -81,8 +81,9 @@ export async function main(argv: string[]): Promise<number> {
       case '--help':
       case '-h':
       case 'help':
-        if (rest[0] !== undefined && isCommand(rest[0])) console.log((await COMMANDS[rest[0]]()).usage(rest[1]));
-        else console.log(USAGE);
+        if (rest[0] === undefined || rest[0].startsWith('-')) console.log(USAGE);
+        else if (isCommand(rest[0])) console.log((await COMMANDS[rest[0]]()).usage(rest[1]));
+        else throw new UsageError(`unknown command ${JSON.stringify(rest[0])}; run ha-signer --help`);
         return 0;
       case undefined:
         console.error(USAGE);

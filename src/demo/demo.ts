@@ -109,7 +109,7 @@ async function release(resources: Resources, log: Logger): Promise<void> {
   await resources.remote?.close().catch(() => {});
   await resources.database?.stop().catch((error: unknown) => log.warn({ err: error }, 'could not stop the embedded PostgreSQL'));
   if (!resources.dir) return;
-  if (resources.keepDir) log.info(`replica logs kept in ${resources.dir}`);
+  if (resources.keepDir && resources.replicas.length > 0) log.info(`replica logs kept in ${resources.dir}`);
   else await rm(resources.dir, { recursive: true, force: true }).catch(() => {});
 }
 

