@@ -123,6 +123,33 @@ describe.each<Kind>(['created by ha-signer', 'created by Aztec, adopted', 'creat
   });
 });
 
+describe('rollbacks through the library call (runMigrations), as before 0.2', () => {
+  it('a full rollback keeps every row, and after Aztec\'s migrate-ha-db up a signed duty stays refused with another hash', async () => {
+    const url = await database('created by ha-signer');
+    const ours = await startSigner(url, { nodeId: 'ours' });
+    for (const slot of [1, 2, 3]) await ours.signer.signWithProtection(VALIDATOR, hash(slot), attestation(slot), async () => fakeSignature(slot));
+    await stopAllSigners();
+    const rows = await snapshot(url);
+    await protection.runMigrations({ databaseUrl: url, direction: 'down', count: 10 });
+    expect(await snapshot(url)).toEqual(rows);
+    await aztecMigrate('4.1.2', url, 'up');
+    const aztec = await startAztecNode('4.1.2', url, 'aztec');
+    nodes.push(aztec);
+    await expect(aztec.sign(2, hash(0x2002), fakeSignature(0x2002))).rejects.toMatchObject({ name: 'SlashingProtectionError' });
+    expect(await snapshot(url)).toEqual(rows);
+  });
+
+  it('one down keeps the watermarks: an Aztec node cannot sign a pruned slot with another hash', async () => {
+    const url = await database('created by Aztec, adopted');
+    await withPrunedHistory(url);
+    await protection.runMigrations({ databaseUrl: url, direction: 'down' });
+    const aztec = await startAztecNode('nightly', url, 'aztec');
+    nodes.push(aztec);
+    await expect(aztec.sign(2, hash(0x1002), fakeSignature(0x1002))).rejects.toThrow(/low watermark 3/);
+    expect(await sql(url, 'SELECT count(*)::int AS n FROM validator_duties WHERE slot = 2')).toEqual([{ n: 0 }]);
+  });
+});
+
 describe('ha-signer down on a database at Aztec schema 2', () => {
   it("never drops Aztec's checkpoint_number or lowers schema_version", async () => {
     const url = await createTestDatabase('v2down');
