@@ -49,7 +49,7 @@ export class Controller {
     this.queue = new WorkQueue(opts.rateLimiter ?? {});
     this.queue.onDepth = (d) => metrics.queueDepth.set(d);
     const ns = opts.namespace;
-    const log = (m: string) => opts.log(m);
+    const log = (m: string, fields?: Record<string, unknown>) => opts.log(m, fields);
     const enqueue = (key: string | undefined) => key && this.queue.add(key);
     const keyOf = (o: k8s.KubernetesObject) => `${o.metadata!.namespace}/${o.metadata!.name}`;
     const onError = (name: string) => () => metrics.watchErrors.inc({ informer: name });

@@ -29,7 +29,7 @@ export function managedInformer<T extends k8s.KubernetesObject>(
   path: string,
   list: () => Promise<k8s.KubernetesListObject<T>>,
   handlers: InformerHandlers<T>,
-  opts: { labelSelector?: string; log?: (m: string) => void; onError?: () => void } = {},
+  opts: { labelSelector?: string; log?: (m: string, fields?: Record<string, unknown>) => void; onError?: () => void } = {},
 ): ManagedInformer<T> {
   let synced = false;
   let stopped = false;
@@ -52,7 +52,7 @@ export function managedInformer<T extends k8s.KubernetesObject>(
     if (stopped) return;
     opts.onError?.();
     failing ??= Date.now();
-    opts.log?.(`informer ${name}: ${(err as Error)?.message ?? String(err)}; restarting in ${backoff} ms`);
+    opts.log?.(`informer ${name}: ${(err as Error)?.message ?? String(err)}; restarting in ${backoff} ms`, { err });
     timer = setTimeout(() => {
       timer = undefined;
       // Re-list on restart (not only on 410): the list proves the connection works again and repairs the cache.
