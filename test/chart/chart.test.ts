@@ -54,6 +54,15 @@ describe.skipIf(!helm)('chart values', () => {
       expect({ lease, renew, retry, resync, chartRefuses: refused !== '' }, `chart: ${refused}; operator: ${operatorProblem}`).toEqual({ lease, renew, retry, resync, chartRefuses: operatorProblem !== '' });
       if (!refused) expect(() => parseOperatorArgs(operatorArgs(template(...set)), env)).not.toThrow();
     }
+    // Other values that become flags or env: whatever renders must start.
+    for (const set of [['workers=1'], ['workers=64'], ['port=1024'], ['port=65535'], ['watchNamespace=validators'], ['workers=0'], ['workers=65'], ['port=80']]) {
+      const args = set.flatMap((v) => ['--set', v]);
+      if (templateError(...args)) continue;
+      const d = deployment(template(...args)).spec!.template.spec!.containers[0]!;
+      const port = d.env!.find((e) => e.name === 'HA_SIGNER_OPERATOR_PORT')!.value!;
+      expect(() => parseOperatorArgs(d.args!.slice(1), { ...env, HA_SIGNER_OPERATOR_PORT: port }), set.join()).not.toThrow();
+    }
+    expect(['workers=0', 'workers=65', 'port=80'].map((v) => templateError('--set', v) !== '')).toEqual([true, true, true]);
   });
 
   it('the schema is closed: misspelt keys are refused', () => {

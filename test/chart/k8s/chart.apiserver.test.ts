@@ -78,6 +78,11 @@ describeK8s('Helm chart on the test control plane', () => {
     const holder = await waitFor(async () => (await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' }).catch(() => undefined))?.spec?.holderIdentity || undefined, { timeoutMs: 60_000, message: 'operator leader Lease' });
     console.log(`chart: helm install --wait + leader elected in ${Date.now() - started} ms (leader ${holder})`);
 
+    // helm upgrade: a changed value rolls the operator; a leader is elected again.
+    helm(['upgrade', release, CHART, '-n', ns.name, '--reuse-values', '--set', 'workers=2', '--wait', '--timeout', '150s']);
+    expect((await apps.readNamespacedDeployment({ namespace: ns.name, name: fullname })).spec!.template.spec!.containers[0]!.args).toContain('--workers=2');
+    await waitFor(async () => (await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' }).catch(() => undefined))?.spec?.holderIdentity || undefined, { timeoutMs: 60_000, message: 'operator leader Lease after upgrade' });
+
     // Aggregated roles: a namespace user bound to the built-in edit role may create ValidatorHASigners; view may read.
     const can = async (user: string, verb: string) =>
       (await authz.createSubjectAccessReview({ body: { spec: { user, resourceAttributes: { verb, group: 'ha-signer.dev', resource: 'validatorhasigners', namespace: ns.name } } } })).status!.allowed;
