@@ -9,7 +9,7 @@ import { HistoryDocumentError, parseHistoryDocument, type HistoryDocument } from
 import { HistoryRefusedError, exportHistory, importHistory, raiseWatermark } from '../../src/protection/history.js';
 import { SlashingProtectionError, runMigrations } from '../../src/protection/index.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { OTHER_ROLLUP, ROLLUP, VALIDATOR, attestation, blockProposal, fakeSignature, hash, sql, startSigner, stopAllSigners } from '../support/protection.js';
+import { OTHER_ROLLUP, ROLLUP, VALIDATOR, attestation, blockProposal, fakeSignature, gatedSignFn, hash, sql, startSigner, stopAllSigners } from '../support/protection.js';
 
 const SECOND_VALIDATOR = `0x${'d4'.repeat(20)}`;
 const clients: pg.Client[] = [];
@@ -58,6 +58,8 @@ describe('history export and import', () => {
       [VALIDATOR, null, 3],
       [SECOND_VALIDATOR, '50', 1],
     ]);
+    const signedAt = Date.parse(document.data[0]!.signedDuties[0]!.signedAt!);
+    expect(Math.abs(Date.now() - signedAt)).toBeLessThan(5 * 60_000); // the record time, in UTC
     expect(document.data[0]!.signedDuties[0]).toMatchObject({ slot: '100', dutyType: 'BLOCK_PROPOSAL', blockIndexWithinCheckpoint: 0, blockNumber: '200', messageHash: hash(1), signature: fakeSignature(1), nodeId: 'origin' });
 
     const target = await boundDatabase('hist_dst');
@@ -98,6 +100,35 @@ describe('history export and import', () => {
     ]);
     const [kept] = await sql(target, `SELECT message_hash, signature, node_id FROM validator_duties WHERE slot = 100 AND block_index_within_checkpoint = 0 AND validator_address = $1`, [VALIDATOR]);
     expect(kept).toEqual({ message_hash: hash(5), signature: fakeSignature(5), node_id: 'here' });
+  });
+
+  it('a duty being signed here during the import is a conflict, left to its holder', async () => {
+    const source = await databaseWithHistory('hist_src4');
+    const document = (await exportHistory(await connect(source), 'test')).document;
+    const target = await boundDatabase('hist_inflight');
+    const { signer } = await startSigner(target, { nodeId: 'busy' });
+    const gate = gatedSignFn(() => fakeSignature(3));
+    const signing = signer.signWithProtection(VALIDATOR, hash(3), attestation(101), gate.signFn);
+    await gate.entered;
+    const report = await importHistory(await connect(target), document);
+    expect(report.inserted).toBe(3);
+    expect(report.conflicts).toEqual([expect.objectContaining({ slot: '101', dutyType: 'ATTESTATION', existingStatus: 'signing', existingMessageHash: hash(3) })]);
+    gate.release();
+    await expect(signing).resolves.toBe(fakeSignature(3)); // the holder records its own signature as usual
+  });
+
+  it('is atomic: a failure part-way leaves no duty and no watermark behind', async () => {
+    const source = await databaseWithHistory('hist_src5');
+    const document = (await exportHistory(await connect(source), 'test')).document;
+    const target = await boundDatabase('hist_atomic');
+    // A failure the import cannot foresee, on its last duty (slot 101), after its watermark and other duties went in.
+    await sql(
+      target,
+      `CREATE FUNCTION test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.slot = 101 THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$;
+       CREATE TRIGGER test_fail BEFORE INSERT ON validator_duties FOR EACH ROW EXECUTE FUNCTION test_fail();`,
+    );
+    await expect(importHistory(await connect(target), document)).rejects.toThrow('injected failure');
+    expect(await sql(target, 'SELECT (SELECT count(*) FROM validator_duties)::int AS duties, (SELECT count(*) FROM ha_signer_watermarks)::int AS marks')).toEqual([{ duties: 0, marks: 0 }]);
   });
 
   it('a watermark is never lowered: not by raise, not by import, not by SQL', async () => {
