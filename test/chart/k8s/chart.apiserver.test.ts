@@ -144,6 +144,21 @@ describeK8s('Helm chart on the test control plane', () => {
     kubectl(['delete', '-n', ns.name, '-f', '-'], hookRbac.map((o) => JSON.stringify(o)).join('\n---\n'));
   });
 
+  it('namespaced install (Roles only) runs: the operator syncs its informers and leads with namespace rights alone', async () => {
+    const other = await createTestNamespace('chartns');
+    try {
+      const release = other.name.slice(0, 40);
+      helm(['install', release, CHART, '-n', other.name, '--wait', '--timeout', '150s', '--set', 'image.tag=test', '--set', 'crds.enabled=false', '--set', 'rbac.namespaced=true', '--set', `watchNamespace=${other.name}`, '--set', 'replicaCount=1']);
+      await waitFor(async () => (await leaseHolder(other.name).catch(() => '')) || undefined, { timeoutMs: 60_000, message: 'operator leader Lease' });
+      const { objects } = clients();
+      const clusterRole = await objects.read({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: `${release}-ha-signer` } }).then(() => true, () => false);
+      expect(clusterRole).toBe(false);
+      helm(['uninstall', release, '-n', other.name, '--no-hooks', '--wait', '--timeout', '60s']);
+    } finally {
+      await other.delete();
+    }
+  });
+
   // The defect the hook fixes, measured (not asserted: it depends on how fast the pods get SIGTERM): without the hook,
   // helm deletes the RBAC while the operator pods are still stopping, the leader cannot release its Lease, and the
   // next install waits up to a lease duration.
