@@ -49,3 +49,73 @@ export async function findClaimsForHash(db: Queryable, rollupAddress: string, va
     nodeId: row.node_id,
   }));
 }
+
+const BATCH_SQL =
+  'SELECT d.validator_address, d.message_hash, d.slot::text, d.duty_type, d.block_index_within_checkpoint, d.status, d.node_id ' +
+  'FROM validator_duties d JOIN unnest($2::text[], $3::text[]) AS k(validator_address, message_hash) ' +
+  'ON d.validator_address = k.validator_address AND d.message_hash = k.message_hash ' +
+  `WHERE d.rollup_address = $1 AND d.status IN ('${DutyStatus.SIGNING}', '${DutyStatus.SIGNED}')`;
+
+interface Pending {
+  validatorAddress: string;
+  messageHash: string;
+  resolve: (claims: ClaimForHash[]) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Largest batch per statement; more waiting lookups go in the next one. */
+const MAX_BATCH = 256;
+
+/**
+ * Lookups of one rollup, coalesced: at most `maxInFlight` statements run at once, and the lookups that arrive
+ * meanwhile share the next statement (one round trip for many concurrent JSON-RPC calls instead of one each).
+ */
+export class ClaimsLookup {
+  private queue: Pending[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly rollupAddress: string,
+    private readonly maxInFlight = 2,
+  ) {}
+
+  find(validatorAddress: string, messageHash: string): Promise<ClaimForHash[]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ validatorAddress, messageHash, resolve, reject });
+      this.drain();
+    });
+  }
+
+  private drain(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      this.inFlight++;
+      void this.run(batch).finally(() => {
+        this.inFlight--;
+        this.drain();
+      });
+    }
+  }
+
+  private async run(batch: Pending[]): Promise<void> {
+    try {
+      if (batch.length === 1) {
+        const [only] = batch as [Pending];
+        only.resolve(await findClaimsForHash(this.db, this.rollupAddress, only.validatorAddress, only.messageHash));
+        return;
+      }
+      const result = await this.db.query(BATCH_SQL, [this.rollupAddress, batch.map((p) => p.validatorAddress), batch.map((p) => p.messageHash)]);
+      const byKey = new Map<string, ClaimForHash[]>();
+      for (const row of result.rows as (Row & { validator_address: string; message_hash: string })[]) {
+        const key = `${row.validator_address}/${row.message_hash}`;
+        const claims = byKey.get(key) ?? [];
+        if (claims.length < MAX_CLAIMS) claims.push({ slot: BigInt(row.slot), dutyType: row.duty_type, blockIndexWithinCheckpoint: row.block_index_within_checkpoint, status: row.status, nodeId: row.node_id });
+        byKey.set(key, claims);
+      }
+      for (const pending of batch) pending.resolve(byKey.get(`${pending.validatorAddress}/${pending.messageHash}`) ?? []);
+    } catch (error) {
+      for (const pending of batch) pending.reject(error);
+    }
+  }
+}

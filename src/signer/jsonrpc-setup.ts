@@ -1,14 +1,17 @@
 /** Builds what the protected JSON-RPC needs at start-up: the live client list, the claim lookup and the typed-data rules. */
 import { ConfigError, createPool } from '../protection/index.js';
-import { findClaimsForHash } from '../protection/claims-lookup.js';
+import { ClaimsLookup } from '../protection/claims-lookup.js';
 import { SIGNER_ENV } from '../contract.js';
 import type { ServeConfig } from './config.js';
 import { type JsonRpcClientEntry, parseJsonRpcClientsFile } from './jsonrpc-clients.js';
 import { LiveFile, type LiveFileLogger } from './live-file.js';
 import type { SignerServerDeps } from './routes/context.js';
 
-/** Claim lookups are single indexed reads; a few connections of their own keep them out of the signing pool's queue. */
-const LOOKUP_POOL_MAX = 4;
+/**
+ * Claim lookups are indexed reads, coalesced (ClaimsLookup: two statements in flight, concurrent lookups share the
+ * next); a pool of their own keeps them out of the signing pool's queue.
+ */
+const LOOKUP_POOL_MAX = 2;
 
 export interface JsonRpcSetup {
   deps: NonNullable<SignerServerDeps['jsonRpc']>;
@@ -29,10 +32,11 @@ export async function setUpJsonRpc(config: ServeConfig, rollupAddress: string, l
     }
   }
   const pool = createPool({ ...config.protection, poolMaxCount: LOOKUP_POOL_MAX, poolMinCount: 0 }, log);
+  const lookup = new ClaimsLookup(pool, rollupAddress, LOOKUP_POOL_MAX);
   return {
     deps: {
       rules: { rollupAddress, chainId: config.l1ChainId, slashingProposerAddress: config.slashingProposerAddress },
-      claims: (validatorAddress, messageHash) => findClaimsForHash(pool, rollupAddress, validatorAddress, messageHash),
+      claims: (validatorAddress, messageHash) => lookup.find(validatorAddress, messageHash),
       clients,
     },
     close: async () => {

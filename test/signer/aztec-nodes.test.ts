@@ -13,7 +13,7 @@ import { StockNode } from './stock-node.js';
 import { KEYS, ROLLUP, call, dutyRows, metricValue, migratedDatabase, signerFixture, type SignerFixture } from './support.js';
 
 const CHAIN_ID = 31337;
-const SECRETS = Object.fromEntries(['a', 'b', 'c', 'noha', 'auth', 'publisher', 'late'].map((n) => [n, `secret-${n}-${'x'.repeat(40)}`.slice(0, 48)]));
+const SECRETS = Object.fromEntries(['a', 'b', 'c', 'noha', 'auth', 'publisher', 'late', 'any'].map((n) => [n, `secret-${n}-${'x'.repeat(40)}`.slice(0, 48)]));
 const clientEntry = (name: string, extra: Record<string, unknown> = {}) => ({ name: `aztec-${name}`, secret: SECRETS[name], validators: ['*'], nodeIds: [`aztec-${name}`], ...extra });
 const CLIENTS = [
   clientEntry('a', { validators: [KEYS[0]!.address, KEYS[1]!.address] }),
@@ -22,6 +22,7 @@ const CLIENTS = [
   clientEntry('noha'),
   clientEntry('auth', { allowUnclaimedDigests: true }),
   clientEntry('publisher', { allowTransactions: true }),
+  clientEntry('any', { nodeIds: undefined }),
 ];
 
 let fixture: SignerFixture;
@@ -97,6 +98,17 @@ describe('stock Aztec nodes through the protected JSON-RPC', () => {
       const row = rows.filter((r) => r.slot === String(duty.slot) && r.duty_type === duty.dutyType);
       expect(row).toEqual([expect.objectContaining({ status: 'signed', message_hash: duty.digest, signature: signed[0]!.value })]);
       expect(row[0]!.node_id).toMatch(/^aztec-[abc]$/);
+    }
+  });
+
+  it('answers many concurrent claim lookups (coalesced into shared statements) each with its own claim', async () => {
+    const url = rpcUrl(replicas[1]!, 'any');
+    const claimed = Array.from({ length: 12 }, (_, i) => digest(`race-${i}`));
+    const unclaimed = Array.from({ length: 12 }, (_, i) => digest(`never-claimed-${i}`));
+    const calls = [...claimed, ...claimed, ...unclaimed, ...claimed].map(async (data) => ({ data, answer: await rpc(url, 'eth_sign', [V0, data]) }));
+    for (const { data, answer } of await Promise.all(calls)) {
+      if (claimed.includes(data)) expect((await recoverMessageAddress({ message: { raw: data }, signature: answer.body.result as Hex })).toLowerCase()).toBe(V0);
+      else expect(answer.body.error).toMatchObject({ code: -32010 });
     }
   });
 
