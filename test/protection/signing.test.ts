@@ -9,7 +9,9 @@ import {
   SigningTimeoutError,
   SlashingProtectionError,
   HA_SIGNER_SCHEMA_VERSION,
+  SignerStoppedError,
   createHASigner,
+  parseDuty,
   runMigrations,
 } from '../../src/protection/index.js';
 import { createTestDatabase } from '../support/postgres.js';
@@ -103,6 +105,33 @@ describe('signWithProtection', () => {
     await expect(signer.signWithProtection(VALIDATOR, hash(1), { dutyType: 'NOPE' as never, slot: 1n }, signFn)).rejects.toThrow(/^context.dutyType: /);
     expect(called).toBe(false);
     expect(await sql(url, 'SELECT * FROM validator_duties')).toHaveLength(0);
+  });
+});
+
+describe('signDuty: the typed entry point (validated once at the edge)', () => {
+  it('signs a parsed duty; signFn gets the normalized hash; the signature is normalized once for the record', async () => {
+    const url = await migratedDatabase();
+    const a = await startSigner(url, { nodeId: 'a' });
+    const duty = parseDuty(VALIDATOR.toUpperCase().replace('0X', '0x'), hash(10).toUpperCase().replace('0X', '0x'), blockProposal(10, 1));
+    const returned = fakeSignature(10).toUpperCase().replace('0X', '0x');
+    let seen: string | undefined;
+    await expect(
+      a.signer.signDuty(duty, async (messageHash) => {
+        seen = messageHash;
+        return returned;
+      }),
+    ).resolves.toBe(returned);
+    expect(seen).toBe(hash(10));
+    expect(await sql(url, 'SELECT validator_address, message_hash, signature, block_index_within_checkpoint FROM validator_duties')).toEqual([
+      { validator_address: VALIDATOR, message_hash: hash(10), signature: fakeSignature(10), block_index_within_checkpoint: 1 },
+    ]);
+    // The positional adapter takes the same path: the same duty is already signed.
+    await expect(a.signer.signWithProtection(VALIDATOR, hash(10), blockProposal(10, 1), async () => fakeSignature(11))).rejects.toMatchObject({
+      name: 'DutyAlreadySignedError',
+      signature: fakeSignature(10),
+    });
+    await a.signer.stop();
+    await expect(a.signer.signDuty(parseDuty(VALIDATOR, hash(12), attestation(12)), async () => fakeSignature(12))).rejects.toBeInstanceOf(SignerStoppedError);
   });
 });
 

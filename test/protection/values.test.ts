@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { configFromEnv, resolveSignerConfig, ConfigError, InvalidDutyInputError, DutyType } from '../../src/protection/index.js';
-import { dutyFromContext, normalizeAddress, toUint64 } from '../../src/protection/values.js';
+import { claimParams, dutyFromContext, normalizeAddress, parseDuty, toUint64 } from '../../src/protection/values.js';
 
 const ROLLUP = `0x${'ab'.repeat(20)}`;
 const V = `0x${'CD'.repeat(20)}`;
@@ -45,6 +45,16 @@ describe('duty input validation', () => {
   ])('rejects bad context #%# naming the field', (context, field) => {
     expect(() => dutyFromContext(ROLLUP, V, H, context as never, 'n')).toThrow(new RegExp(`^${field.replace('.', '\\.')}: `));
     expect(() => dutyFromContext(ROLLUP, V, H, context as never, 'n')).toThrow(InvalidDutyInputError);
+  });
+
+  it('parseDuty validates once into a ValidatedDuty (no rollup or node: those are the signer\'s); checkpoint only when given', () => {
+    const duty = parseDuty({ toString: () => V }, H.toUpperCase().replace('0X', '0x'), { dutyType: 'ATTESTATION', slot: 7, blockNumber: 8 });
+    expect(duty).toEqual({ validatorAddress: V.toLowerCase(), messageHash: H, dutyType: DutyType.ATTESTATION, slot: 7n, blockNumber: 8n, blockIndexWithinCheckpoint: -1 });
+    expect(parseDuty(V, H, { dutyType: 'ATTESTATION', slot: 7n, checkpointNumber: '12' as never }).checkpointNumber).toBe(12n);
+    expect(claimParams(duty, ROLLUP, 'node-1')).toEqual({ ...duty, rollupAddress: ROLLUP, nodeId: 'node-1', checkpointNumber: 0n });
+    expect(() => parseDuty(V, H, { dutyType: 'AUTH_REQUEST', slot: 1n })).toThrow(/^context\.dutyType: AUTH_REQUEST is not a protected duty type/);
+    expect(() => parseDuty(V, '0x12', { dutyType: 'ATTESTATION', slot: 1n })).toThrow(/^messageHash: /);
+    expect(() => parseDuty(V, H, null as never)).toThrow(/^context: /);
   });
 
   it('accepts the largest BIGINT and decimal strings', () => {
