@@ -14,29 +14,11 @@ import { Controller } from './controller.js';
 import { Kube } from './kube.js';
 import { LeaderElector, validateLeaderElection } from './leader.js';
 import { OperatorMetrics, startHealthServer } from './metrics.js';
+import { DEFAULT_IMAGE_ENV, OPERATOR_USAGE } from './usage.js';
 
-export const DEFAULT_IMAGE_ENV = 'HA_SIGNER_OPERATOR_IMAGE';
+export { DEFAULT_IMAGE_ENV, OPERATOR_USAGE };
+
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
-
-export const OPERATOR_USAGE = `ha-signer operator: reconciles ValidatorHASigner resources (ha-signer.dev/v1alpha1)
-
-Options (environment variable in brackets):
-  --kubeconfig PATH                 kubeconfig file [KUBECONFIG]; default in-cluster configuration
-  --namespace NS                    watch one namespace [WATCH_NAMESPACE]; default all namespaces
-  --leader-election-namespace NS    namespace of the leader Lease [POD_NAMESPACE]; default the pod's namespace
-  --claims-namespace NS             namespace of the database claim ConfigMaps; default the leader-election namespace
-  --leader-elect true|false         run leader election (default true)
-  --lease-name NAME                 Lease name (default ha-signer-operator)
-  --lease-duration DURATION         default 15s
-  --renew-deadline DURATION         default 10s
-  --retry-period DURATION           default 2s
-  --identity ID                     leader-election identity [POD_NAME]; default <hostname>_<uuid>
-  --image IMAGE                     default signer image [${DEFAULT_IMAGE_ENV}]
-  --workers N                       concurrent reconciles (default 4)
-  --resync-period DURATION          re-examine every resource this often (default 5m)
-  --port PORT                       health and metrics port [HA_SIGNER_OPERATOR_PORT] (default 8081)
-  --listen-host HOST                bind address [HA_SIGNER_LISTEN_HOST] (default 0.0.0.0)
-Durations: 500ms, 15s, 5m, 1h. Endpoints: /healthz, /readyz, /metrics.`;
 
 /** A bad flag: the CLI prints the message and exits 2 (it treats ERR_PARSE_ARGS* codes as usage errors). */
 export class FlagError extends Error {
@@ -195,6 +177,8 @@ export async function startOperator(cfg: OperatorConfig): Promise<RunningOperato
         leaseDurationMs: cfg.leaseDurationMs,
         renewDeadlineMs: cfg.renewDeadlineMs,
         retryPeriodMs: cfg.retryPeriodMs,
+        // Released below, after the workers have drained (a new leader must not overlap this one's last reconciles).
+        releaseOnCancel: false,
         log,
       })
     : undefined;
@@ -232,12 +216,16 @@ export async function startOperator(cfg: OperatorConfig): Promise<RunningOperato
       }
     } finally {
       if (controllerStarted && !controllerError) await controller.stop();
+      if (elector && !controllerError) {
+        // Hand over at once instead of making the next leader wait a lease duration; a failure is logged with
+        // its cause (e.g. 403 when the RBAC went first), not swallowed.
+        await elector.release().catch((err: unknown) => log('leader election: releasing the lease failed; the next leader waits for it to expire', { err }));
+      }
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       log('operator stopped');
     }
   })();
-  // Release the lease only after the workers have drained: renewLoop returns on abort, then releases.
   return {
     done,
     port,
