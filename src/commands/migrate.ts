@@ -44,14 +44,7 @@ async function run(args: string[]): Promise<void> {
   if (rollupAddress !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(rollupAddress)) {
     throw new UsageError(`--rollup-address (or ${ENV.rollupAddress}): expected 0x followed by 40 hex digits, got ${JSON.stringify(rollupAddress)}`);
   }
-  let aztecSchema: 1 | 2 | undefined;
-  if (values['aztec-schema'] !== undefined) {
-    if (direction !== 'up') throw new UsageError('--aztec-schema applies to migrate up only');
-    if (values['aztec-schema'] !== '1' && values['aztec-schema'] !== '2') {
-      throw new UsageError(`--aztec-schema: expected 1 or 2 (Aztec's schema_version), got ${JSON.stringify(values['aztec-schema'])}`);
-    }
-    aztecSchema = values['aztec-schema'] === '1' ? 1 : 2;
-  }
+  const aztecSchema = aztecSchemaFlag(direction, values['aztec-schema']);
   if (values.force && direction !== 'down') throw new UsageError('--force applies to migrate down only');
   const databaseUrl = databaseUrlFrom(values['database-url']);
   const bindTo = direction === 'up' ? rollupAddress : undefined;
@@ -83,6 +76,14 @@ async function run(args: string[]): Promise<void> {
   createLogger({ component: 'migrate' }).info(summary, msg);
   // The operator reads the schema version from the Job pod's termination message.
   if (direction === 'up') writeTerminationMessage(JSON.stringify({ msg, ...summary }));
+}
+
+/** --aztec-schema 1|2: up only; the Aztec schema_version to leave the database at. */
+function aztecSchemaFlag(direction: 'up' | 'down', raw: string | undefined): 1 | 2 | undefined {
+  if (raw === undefined) return undefined;
+  if (direction !== 'up') throw new UsageError('--aztec-schema applies to migrate up only');
+  if (raw !== '1' && raw !== '2') throw new UsageError(`--aztec-schema: expected 1 or 2 (Aztec's schema_version), got ${JSON.stringify(raw)}`);
+  return raw === '1' ? 1 : 2;
 }
 
 /** Writes the pod's termination message when running in a container that has one (Kubernetes creates the file). */
