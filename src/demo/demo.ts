@@ -80,20 +80,26 @@ export async function demoCommand(args: string[]): Promise<void> {
   process.stdout.on('error', () => stop.abort('stdout closed'));
 
   const resources: Resources = { replicas: [], keepDir: true };
+  // Created before the run starts: its very first line may already hit a closed stdout and abort.
+  const stopped = new Promise<void>((resolve) => {
+    if (stop.signal.aborted) resolve();
+    else stop.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
   const run = runDemo(values['database-url'], log, resources, stop.signal);
-  const stopped = new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+  let failure: { error: unknown } | undefined;
   try {
     await Promise.race([run, stopped]);
-  } finally {
-    if (stop.signal.aborted) {
-      // Killing the replicas first makes whatever the run awaits fail fast; then it registers what it had started.
-      await Promise.all(resources.replicas.map((replica) => replica.stop(5_000)));
-      await Promise.race([run.catch(() => {}), sleep(SETTLE_MS)]);
-    }
-    await release(resources, log);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+  } catch (error) {
+    failure = { error };
   }
+  if (stop.signal.aborted) {
+    // Killing the replicas first makes whatever the run awaits fail fast; then it registers what it had started.
+    await Promise.all(resources.replicas.map((replica) => replica.stop(5_000)));
+    await Promise.race([run.catch(() => {}), sleep(SETTLE_MS)]);
+  }
+  await release(resources, log);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   if (stop.signal.aborted) {
     const reason = String(stop.signal.reason);
     if (reason !== 'stdout closed') log.warn('demo stopped before its check; nothing left running');
@@ -102,6 +108,7 @@ export async function demoCommand(args: string[]): Promise<void> {
   }
   process.off('uncaughtException', onStray);
   process.off('unhandledRejection', onStray);
+  if (failure) throw failure.error;
 }
 
 async function release(resources: Resources, log: Logger): Promise<void> {

