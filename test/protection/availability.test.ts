@@ -89,6 +89,23 @@ describe('bounded statements: a hung database becomes DatabaseUnavailableError',
     expect(db.health().answering).toBe(true);
   });
 
+  it('a claim that committed but whose answer was lost is released by its token, so another node need not wait for the lease', async () => {
+    const url = await migratedDatabase('avlost');
+    const proxy = await proxyFor(url);
+    const a = await signerOn(proxy.url(url), 'a', {}, { statementTimeoutMs: 500 });
+    const b = await signerOn(url, 'b', { signingTimeoutMs: 300 });
+    await a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(1));
+    proxy.loseReplies();
+    await expect(within(10_000, a.signer.signWithProtection(VALIDATOR, hash(2), attestation(2), async () => fakeSignature(2)))).rejects.toBeInstanceOf(
+      DatabaseUnavailableError,
+    );
+    // Released in the background as soon as the database answers (here at once, on a new connection).
+    let rows = await sql(url, `SELECT node_id FROM validator_duties WHERE slot = 2`);
+    for (let i = 0; i < 100 && rows.length > 0; i++) rows = (await sleep(20), await sql(url, `SELECT node_id FROM validator_duties WHERE slot = 2`));
+    expect(rows).toEqual([]);
+    await expect(b.signer.signWithProtection(VALIDATOR, hash(2), attestation(2), async () => fakeSignature(3))).resolves.toBe(fakeSignature(3));
+  });
+
   it('ping tells readiness within its timeout that the database does not answer', async () => {
     const url = await migratedDatabase('avping');
     const proxy = await proxyFor(url);

@@ -163,18 +163,30 @@ export class DutyLocks {
     return row ? toRecord(row, key, '') : undefined;
   }
 
-  /** Best-effort release of a claim whose outcome is unknown: retried a few times, then left to the lease. */
+  /**
+   * Best-effort release of a claim whose outcome is unknown, by its unique token: now, and again once the
+   * server-side statement bound has passed (a claim that committed late is gone then too). Errors are retried a
+   * few times; whatever remains ends with its lease.
+   */
   private releaseAbandoned(key: DutyKey, lockToken: string): void {
+    const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
     void (async () => {
-      for (let attempt = 0; attempt < 5; attempt++) {
-        try {
-          await this.release(key, lockToken);
-          return;
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)).unref());
+      let failures = 0;
+      for (const delayMs of [0, this.runner.statementTimeoutMs + 1_000]) {
+        await sleep(delayMs);
+        for (;;) {
+          try {
+            if (await this.release(key, lockToken)) return;
+            break;
+          } catch {
+            if (++failures > 5) {
+              this.logger.warn({ dutyType: key.dutyType, slot: key.slot.toString() }, 'could not release a claim whose outcome was unknown; its lease ends it');
+              return;
+            }
+            await sleep(500 * failures);
+          }
         }
       }
-      this.logger.warn({ dutyType: key.dutyType, slot: key.slot.toString() }, 'could not release a claim whose outcome was unknown; its lease ends it');
     })();
   }
 }

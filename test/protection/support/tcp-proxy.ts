@@ -8,6 +8,8 @@ interface Pair {
   client: net.Socket;
   server: net.Socket;
   frozen: boolean;
+  /** Requests still reach the server; its answers are dropped (the statement runs, the client never learns). */
+  repliesLost: boolean;
 }
 
 export class FreezableProxy {
@@ -38,11 +40,11 @@ export class FreezableProxy {
 
   private accept(client: net.Socket, host: string, port: number): void {
     const server = net.connect(port, host);
-    const pair: Pair = { client, server, frozen: false };
+    const pair: Pair = { client, server, frozen: false, repliesLost: false };
     this.pairs.add(pair);
     const forward = (from: net.Socket, to: net.Socket): void => {
       from.on('data', (chunk) => {
-        if (pair.frozen) return; // dropped: a frozen peer never answers
+        if (pair.frozen || (from === server && pair.repliesLost)) return; // dropped: a frozen peer never answers
         to.write(chunk);
       });
     };
@@ -62,6 +64,11 @@ export class FreezableProxy {
   freeze(andNew = false): void {
     for (const pair of this.pairs) pair.frozen = true;
     this.freezeNew = andNew;
+  }
+
+  /** On the connections open now, the server's answers are lost from here on (new connections work). */
+  loseReplies(): void {
+    for (const pair of this.pairs) pair.repliesLost = true;
   }
 
   /** Frozen connections stay broken (their protocol state is lost); new connections flow again. */
