@@ -98,33 +98,47 @@ const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify
  */
 export function parseDatabaseUrl(setting: string, raw: string): string {
   const text = raw.trim();
-  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
-  if (scheme === undefined) {
-    const hint = /^\s*\w+\s*=/.test(text) ? ' (keyword=value strings are not understood by node-postgres)' : '';
-    throw new ConfigError(setting, `expected a PostgreSQL URL such as ${URL_EXAMPLE}${hint}`);
-  }
-  if (!['postgresql', 'postgres', 'socket'].includes(scheme)) throw new ConfigError(setting, `expected a postgresql:// URL, got scheme ${scheme}:`);
-  const authority = /^[a-z]+:\/\/([^/?#]*)/i.exec(text)?.[1] ?? '';
-  if (authority.slice(authority.lastIndexOf('@') + 1).includes(',')) {
-    throw new ConfigError(setting, 'lists several hosts; node-postgres connects to one host: give one (e.g. the primary Service name)');
-  }
+  checkUrlShape(setting, text);
   let parsed: ReturnType<typeof parseConnectionString>;
   try {
     parsed = parseConnectionString(text);
   } catch (error) {
     // ENOENT and friends come from reading sslrootcert/sslcert/sslkey, as pg will at connect time.
     const code = (error as NodeJS.ErrnoException).code;
-    const why = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? `a certificate file it names cannot be read (${code})` : 'it is not a valid URL';
+    const fileError = typeof code === 'string' && /^E[A-Z]+$/.test(code);
+    const why = fileError ? `a certificate file it names cannot be read (${code})` : 'it is not a valid URL';
     throw new ConfigError(setting, `${why}; expected a PostgreSQL URL such as ${URL_EXAMPLE}`);
   }
-  if (!parsed.host) throw new ConfigError(setting, 'the URL names no host: give host[:port], or ?host=/path/to/socket/dir for a Unix socket');
-  if (parsed.port && !/^[0-9]{1,5}$/.test(parsed.port)) throw new ConfigError(setting, 'port: expected a number from 1 to 65535');
-  if (parsed.port && (Number(parsed.port) < 1 || Number(parsed.port) > 65535)) throw new ConfigError(setting, 'port: expected a number from 1 to 65535');
+  checkConnectionOptions(setting, parsed);
+  return text;
+}
+
+/** What pg-connection-string would misread rather than refuse: no scheme, another scheme, several hosts. */
+function checkUrlShape(setting: string, text: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
+  if (scheme === undefined) {
+    const hint = /^\s*\w+\s*=/.test(text) ? ' (keyword=value strings are not understood by node-postgres)' : '';
+    throw new ConfigError(setting, `expected a PostgreSQL URL such as ${URL_EXAMPLE}${hint}`);
+  }
+  if (!['postgresql', 'postgres', 'socket'].includes(scheme)) {
+    throw new ConfigError(setting, `expected a postgresql:// URL, got scheme ${scheme}:`);
+  }
+  const authority = /^[a-z]+:\/\/([^/?#]*)/i.exec(text)?.[1] ?? '';
+  if (authority.slice(authority.lastIndexOf('@') + 1).includes(',')) {
+    throw new ConfigError(setting, 'lists several hosts; node-postgres connects to one host: give one (e.g. the primary Service name)');
+  }
+}
+
+function checkConnectionOptions(setting: string, parsed: ReturnType<typeof parseConnectionString>): void {
+  if (!parsed.host) {
+    throw new ConfigError(setting, 'the URL names no host: give host[:port], or ?host=/path/to/socket/dir for a Unix socket');
+  }
+  const port = parsed.port ? Number(/^[0-9]{1,5}$/.test(parsed.port) ? parsed.port : NaN) : undefined;
+  if (port !== undefined && !(port >= 1 && port <= 65535)) throw new ConfigError(setting, 'port: expected a number from 1 to 65535');
   const sslmode = parsed.sslmode;
   if (sslmode !== undefined && (typeof sslmode !== 'string' || !SSL_MODES.includes(sslmode))) {
     throw new ConfigError(setting, `sslmode: expected one of ${SSL_MODES.join(', ')}`);
   }
-  return text;
 }
 
 /** Reads the settings from environment variables; unset ones take the package's defaults. */
@@ -142,7 +156,8 @@ export function configFromEnv(env: Env = process.env): CreateHASignerConfig & { 
   const oldDutiesRaw = get(ENV.cleanupOldDutiesAfterHours);
   const config: CreateHASignerConfig & { haSigningEnabled: boolean } = {
     databaseUrl: databaseUrlRaw === undefined ? '' : parseDatabaseUrl(ENV.databaseUrl, databaseUrlRaw),
-    haSigningEnabled: get(ENV.haSigningEnabled) === undefined ? DEFAULTS.haSigningEnabled : parseBoolean(ENV.haSigningEnabled, env[ENV.haSigningEnabled]!),
+    haSigningEnabled:
+      get(ENV.haSigningEnabled) === undefined ? DEFAULTS.haSigningEnabled : parseBoolean(ENV.haSigningEnabled, env[ENV.haSigningEnabled]!),
     nodeId: get(ENV.nodeId)?.trim() ?? '',
     pollingIntervalMs: int(ENV.pollingIntervalMs, DEFAULTS.pollingIntervalMs, 1, 60_000),
     signingTimeoutMs: int(ENV.signingTimeoutMs, DEFAULTS.signingTimeoutMs, 1, 3_600_000),
@@ -154,7 +169,8 @@ export function configFromEnv(env: Env = process.env): CreateHASignerConfig & { 
     signingOperationTimeoutMs: int(ENV.signingOperationTimeoutMs, DEFAULTS.signingOperationTimeoutMs, 1, 86_400_000),
   };
   if (rollupRaw !== undefined) config.rollupAddress = normalizeSetting(ENV.rollupAddress, rollupRaw);
-  if (oldDutiesRaw !== undefined) config.cleanupOldDutiesAfterHours = parseInteger(ENV.cleanupOldDutiesAfterHours, oldDutiesRaw, 1, 100_000);
+  if (oldDutiesRaw !== undefined)
+    config.cleanupOldDutiesAfterHours = parseInteger(ENV.cleanupOldDutiesAfterHours, oldDutiesRaw, 1, 100_000);
   if ((config.poolMinCount ?? 0) > (config.poolMaxCount ?? DEFAULTS.poolMaxCount)) {
     throw new ConfigError(ENV.poolMinCount, `must not exceed ${ENV.poolMaxCount} (${config.poolMaxCount})`);
   }
@@ -194,34 +210,63 @@ function positiveInteger(setting: string, value: unknown, fallback: number, min:
 export function resolveSignerConfig(config: ValidatorHASignerConfig): ResolvedSignerConfig {
   if (config === null || typeof config !== 'object') throw new ConfigError('config', 'expected a configuration object');
   if (typeof config.nodeId !== 'string' || config.nodeId.trim() === '') {
-    throw new ConfigError(`nodeId (${ENV.nodeId})`, 'is required for high-availability setups: give each node a unique id (the pod name in Kubernetes)');
+    throw new ConfigError(
+      `nodeId (${ENV.nodeId})`,
+      'is required for high-availability setups: give each node a unique id (the pod name in Kubernetes)',
+    );
   }
   if (config.nodeId.length > 255) throw new ConfigError(`nodeId (${ENV.nodeId})`, 'must be at most 255 characters');
   const rollupSource = config.rollupAddress ?? config.l1Contracts?.rollupAddress;
   if (rollupSource === undefined) {
-    throw new ConfigError(`rollupAddress (${ENV.rollupAddress})`, 'is required: the rollup whose duties this signer protects (or l1Contracts.rollupAddress)');
+    throw new ConfigError(
+      `rollupAddress (${ENV.rollupAddress})`,
+      'is required: the rollup whose duties this signer protects (or l1Contracts.rollupAddress)',
+    );
   }
   let rollupAddress: string;
   try {
     rollupAddress = normalizeAddress('rollupAddress', rollupSource);
   } catch {
-    throw new ConfigError(`rollupAddress (${ENV.rollupAddress})`, `expected a 0x-prefixed 20-byte hex address, got ${JSON.stringify(String(rollupSource))}`);
+    throw new ConfigError(
+      `rollupAddress (${ENV.rollupAddress})`,
+      `expected a 0x-prefixed 20-byte hex address, got ${JSON.stringify(String(rollupSource))}`,
+    );
   }
-  const leaseMs = positiveInteger(`maxStuckDutiesAgeMs (${ENV.maxStuckDutiesAgeMs})`, config.maxStuckDutiesAgeMs, DEFAULTS.maxStuckDutiesAgeMs, 100);
+  const leaseMs = positiveInteger(
+    `maxStuckDutiesAgeMs (${ENV.maxStuckDutiesAgeMs})`,
+    config.maxStuckDutiesAgeMs,
+    DEFAULTS.maxStuckDutiesAgeMs,
+    100,
+  );
   const signingOperationTimeoutMs = Math.min(
-    positiveInteger(`signingOperationTimeoutMs (${ENV.signingOperationTimeoutMs})`, config.signingOperationTimeoutMs, DEFAULTS.signingOperationTimeoutMs, 1),
+    positiveInteger(
+      `signingOperationTimeoutMs (${ENV.signingOperationTimeoutMs})`,
+      config.signingOperationTimeoutMs,
+      DEFAULTS.signingOperationTimeoutMs,
+      1,
+    ),
     Math.floor(leaseMs / 2),
   );
   const resolved: ResolvedSignerConfig = {
     nodeId: config.nodeId.trim(),
     rollupAddress,
-    pollingIntervalMs: positiveInteger(`pollingIntervalMs (${ENV.pollingIntervalMs})`, config.pollingIntervalMs, DEFAULTS.pollingIntervalMs, 1),
+    pollingIntervalMs: positiveInteger(
+      `pollingIntervalMs (${ENV.pollingIntervalMs})`,
+      config.pollingIntervalMs,
+      DEFAULTS.pollingIntervalMs,
+      1,
+    ),
     signingTimeoutMs: positiveInteger(`signingTimeoutMs (${ENV.signingTimeoutMs})`, config.signingTimeoutMs, DEFAULTS.signingTimeoutMs, 1),
     leaseMs,
     signingOperationTimeoutMs,
   };
   if (config.cleanupOldDutiesAfterHours !== undefined) {
-    resolved.cleanupOldDutiesAfterHours = positiveInteger(`cleanupOldDutiesAfterHours (${ENV.cleanupOldDutiesAfterHours})`, config.cleanupOldDutiesAfterHours, 0, 1);
+    resolved.cleanupOldDutiesAfterHours = positiveInteger(
+      `cleanupOldDutiesAfterHours (${ENV.cleanupOldDutiesAfterHours})`,
+      config.cleanupOldDutiesAfterHours,
+      0,
+      1,
+    );
   }
   return resolved;
 }

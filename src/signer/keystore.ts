@@ -88,7 +88,8 @@ function checkKdf(kdf: unknown, params: Record<string, unknown>): void {
     intField(params, 'p', path, 1, 64);
     // RFC 7914 requires n < 2^(16·r); OpenSSL enforces it. geth, ethers and Web3Signer write r = 8, so only odd
     // keystores (like the r = 1 example of the Web3 Secret Storage page) hit this.
-    if (16 * r < 53 && n >= 2 ** (16 * r)) throw new KeystoreError(`${path}: scrypt n=${n} with r=${r} is outside RFC 7914 (n < 2^(16r)); re-encrypt the key with r=8`);
+    if (16 * r < 53 && n >= 2 ** (16 * r))
+      throw new KeystoreError(`${path}: scrypt n=${n} with r=${r} is outside RFC 7914 (n < 2^(16r)); re-encrypt the key with r=8`);
   } else if (kdf === 'pbkdf2') {
     if (params.prf !== 'hmac-sha256') throw new KeystoreError(`${path}.prf: only hmac-sha256 is supported`);
     intField(params, 'c', path, 1, MAX_PBKDF2_ROUNDS);
@@ -170,7 +171,9 @@ export async function encryptV3Keystore(
   let keystore: Record<string, unknown>;
   if ((options.kdf ?? 'scrypt') === 'scrypt') {
     const { computeAddress } = await import('ethers/transaction');
-    const json = await wallet.encryptKeystoreJson({ address: computeAddress(privateKey), privateKey }, passwordBytes, { scrypt: { N: options.n ?? 1 << 12 } });
+    const json = await wallet.encryptKeystoreJson({ address: computeAddress(privateKey), privateKey }, passwordBytes, {
+      scrypt: { N: options.n ?? 1 << 12 },
+    });
     const { Crypto, ...rest } = JSON.parse(json) as Record<string, unknown>;
     keystore = { ...rest, crypto: Crypto }; // ethers writes geth's old "Crypto"; the definition says "crypto"
   } else {
@@ -182,7 +185,14 @@ export async function encryptV3Keystore(
     const ciphertext = Buffer.concat([cipher.update(Buffer.from(privateKey.slice(2), 'hex')), cipher.final()]);
     const mac = crypto.keccak256(Buffer.concat([derivedKey.subarray(16, 32), ciphertext])).slice(2);
     const kdfparams = { dklen: 32, c, prf: 'hmac-sha256', salt: salt.toString('hex') };
-    const cryptoSection = { cipher: 'aes-128-ctr', cipherparams: { iv: iv.toString('hex') }, ciphertext: ciphertext.toString('hex'), kdf: 'pbkdf2', kdfparams, mac };
+    const cryptoSection = {
+      cipher: 'aes-128-ctr',
+      cipherparams: { iv: iv.toString('hex') },
+      ciphertext: ciphertext.toString('hex'),
+      kdf: 'pbkdf2',
+      kdfparams,
+      mac,
+    };
     keystore = { version: 3, id: randomUUID(), crypto: cryptoSection };
   }
   // Same as before: the address field only when asked for (tests write keystores whose address lies).

@@ -45,7 +45,10 @@ describe('parseDatabaseUrl', () => {
     ['postgresql://db.example:99999/ha_signer', /not a valid URL/],
     ['postgresql://db.example/ha_signer?port=abc', /port: expected a number from 1 to 65535/],
     ['postgresql://db.example/ha_signer?sslmode=maybe', /sslmode: expected one of disable, allow, prefer, require, verify-ca, verify-full/],
-    ['postgresql://db.example/ha_signer?sslmode=require&sslrootcert=/nonexistent/ca.pem', /certificate file it names cannot be read \(ENOENT\)/],
+    [
+      'postgresql://db.example/ha_signer?sslmode=require&sslrootcert=/nonexistent/ca.pem',
+      /certificate file it names cannot be read \(ENOENT\)/,
+    ],
   ])('refuses %s', (raw, message) => {
     const text = refusal(raw);
     expect(text).toMatch(new RegExp(`^${SETTING}: `));

@@ -16,9 +16,12 @@ function nodeKeystore(password: string, extra: Record<string, unknown> = {}, kdf
   const salt = randomBytes(32);
   const iv = randomBytes(16);
   const passwordBytes = Buffer.from(password, 'utf8');
-  const derived = kdf === 'pbkdf2' ? pbkdf2Sync(passwordBytes, salt, 1024, 32, 'sha256') : scryptSync(passwordBytes, salt, 32, { N: 4096, r: 8, p: 1 });
+  const derived =
+    kdf === 'pbkdf2' ? pbkdf2Sync(passwordBytes, salt, 1024, 32, 'sha256') : scryptSync(passwordBytes, salt, 32, { N: 4096, r: 8, p: 1 });
   const kdfparams =
-    kdf === 'pbkdf2' ? { c: 1024, dklen: 32, prf: 'hmac-sha256', salt: salt.toString('hex') } : { n: 4096, r: 8, p: 1, dklen: 32, salt: salt.toString('hex') };
+    kdf === 'pbkdf2'
+      ? { c: 1024, dklen: 32, prf: 'hmac-sha256', salt: salt.toString('hex') }
+      : { n: 4096, r: 8, p: 1, dklen: 32, salt: salt.toString('hex') };
   const cipher = createCipheriv('aes-128-ctr', derived.subarray(0, 16), iv);
   const ciphertext = Buffer.concat([cipher.update(Buffer.from(KEY.slice(2), 'hex')), cipher.final()]);
   const mac = keccak256(Buffer.concat([derived.subarray(16, 32), ciphertext])).slice(2);
@@ -51,7 +54,9 @@ describe('V3 keystores', () => {
       version: 3,
     };
     // The page's r = 1 breaks RFC 7914 (n < 2^(16r)), which OpenSSL enforces: refused with the fix named.
-    await expect(decryptV3Keystore(JSON.stringify(vector), 'testpassword')).rejects.toThrow(/outside RFC 7914.*re-encrypt the key with r=8/);
+    await expect(decryptV3Keystore(JSON.stringify(vector), 'testpassword')).rejects.toThrow(
+      /outside RFC 7914.*re-encrypt the key with r=8/,
+    );
   });
 
   it('reads keystores written without the code under test, with a password that NFKC normalisation would change', async () => {
