@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { SIGNER_ENV } from './contract.js';
 
 export type { Logger } from 'pino';
 
@@ -15,7 +16,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-export const LOG_ENV = { level: 'HA_SIGNER_LOG_LEVEL', format: 'HA_SIGNER_LOG_FORMAT' } as const;
+/** The level variable is the one `serve` documents (src/contract.ts); the format applies to every process. */
+export const LOG_ENV = { level: SIGNER_ENV.logLevel, format: 'HA_SIGNER_LOG_FORMAT' } as const;
 
 /** A log setting that is not one of its allowed values; `field` names the flag or variable. */
 export class LogSettingError extends Error {
