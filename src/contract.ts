@@ -22,6 +22,8 @@ export const SIGNER_ENV = {
   jsonRpcEnabled: 'HA_SIGNER_JSONRPC_ENABLED',
   /** Stock Aztec nodes allowed on the protected JSON-RPC (docs/aztec-nodes.md); re-read live. */
   jsonRpcClientsFile: 'HA_SIGNER_JSONRPC_CLIENTS_FILE',
+  /** Recognise stock-node clients by their source pod's ServiceAccount (pods informer; RBAC list/watch pods). */
+  jsonRpcPodIdentity: 'HA_SIGNER_JSONRPC_POD_IDENTITY',
   /** L1 chain id of the rollup: checked in typed data, used for eth_signTransaction. */
   l1ChainId: 'HA_SIGNER_L1_CHAIN_ID',
   /** An empire-model slashing proposer: its EmpireBase `Signal`s are slashing votes, not governance votes. */

@@ -38,6 +38,7 @@ export interface ServeConfig {
   jsonRpcEnabled: boolean;
   /** Stock Aztec node clients of the protected JSON-RPC (absolute path, under HA_SIGNER_FS_ROOT). */
   jsonRpcClientsFile: string | undefined;
+  jsonRpcPodIdentity: boolean;
   l1ChainId: bigint | undefined;
   slashingProposerAddress: string | undefined;
   logLevel: LogLevel;
@@ -66,6 +67,7 @@ const FLAGS = {
 const BOOLEAN_FLAGS = {
   'auth-disabled': SIGNER_ENV.authDisabled,
   'jsonrpc-enabled': SIGNER_ENV.jsonRpcEnabled,
+  'jsonrpc-pod-identity': SIGNER_ENV.jsonRpcPodIdentity,
 } as const;
 
 export const SERVE_USAGE = `Usage: ha-signer serve [options]
@@ -84,6 +86,7 @@ Serves the signing API with slashing protection. Every option can also be set by
   --auth-service-accounts-file F   [${SIGNER_ENV.authServiceAccountsFile}]
   --jsonrpc-enabled                [${SIGNER_ENV.jsonRpcEnabled}] protected Web3Signer-compatible JSON-RPC on POST / (bearer tokens)
   --jsonrpc-clients-file FILE      [${SIGNER_ENV.jsonRpcClientsFile}] stock Aztec nodes: POST /jsonrpc/<secret> (re-read live)
+  --jsonrpc-pod-identity           [${SIGNER_ENV.jsonRpcPodIdentity}] recognise serviceAccount clients by source pod (POST /jsonrpc)
   --l1-chain-id ID                 [${SIGNER_ENV.l1ChainId}] rollup's L1 chain id (typed consensus data, transactions)
   --slashing-proposer-address 0x.. [${SIGNER_ENV.slashingProposerAddress}] empire slashing proposer (its Signals are slashing votes)
   --log-level LEVEL                [${SIGNER_ENV.logLevel}] ${LOG_LEVELS.join('|')}, default info
@@ -191,6 +194,9 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
   const logLevel = (nonEmpty(env, SIGNER_ENV.logLevel) ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(flagAndVariable(SIGNER_ENV.logLevel), `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
 
+  if (bool(SIGNER_ENV.jsonRpcPodIdentity) && nonEmpty(env, SIGNER_ENV.jsonRpcClientsFile) === undefined) {
+    throw new ConfigError(flagAndVariable(SIGNER_ENV.jsonRpcPodIdentity), `needs ${SIGNER_ENV.jsonRpcClientsFile}: the clients with a "serviceAccount" are listed there`);
+  }
   const chainRaw = nonEmpty(env, SIGNER_ENV.l1ChainId);
   let l1ChainId: bigint | undefined;
   if (chainRaw !== undefined) {
@@ -212,6 +218,7 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
     auth,
     jsonRpcEnabled: bool(SIGNER_ENV.jsonRpcEnabled),
     jsonRpcClientsFile: file(SIGNER_ENV.jsonRpcClientsFile),
+    jsonRpcPodIdentity: bool(SIGNER_ENV.jsonRpcPodIdentity),
     l1ChainId,
     slashingProposerAddress: proposerRaw?.toLowerCase(),
     logLevel,

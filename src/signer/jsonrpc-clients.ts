@@ -4,7 +4,9 @@
  * in the URL path (`POST /jsonrpc/<secret>`). Secrets are kept as SHA-256 digests and compared in constant time
  * against every entry; they are never logged (request logs carry the route pattern, not the URL).
  *
- * File: `[{"name","secret","validators":["0x…"|"*"],"nodeIds"?:[…],"allowUnclaimedDigests"?:false,"allowTransactions"?:false}]`
+ * File: `[{"name","secret" | "serviceAccount":{namespace,name},"validators":["0x…"|"*"],"nodeIds"?:[…],
+ * "allowUnclaimedDigests"?:false,"allowTransactions"?:false}]`. A `serviceAccount` client is recognised by its source
+ * pod (POST /jsonrpc, HA_SIGNER_JSONRPC_POD_IDENTITY=true; see pod-identity.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ConfigError } from '../protection/index.js';
@@ -25,7 +27,10 @@ export interface JsonRpcCaller {
 
 export interface JsonRpcClientEntry extends JsonRpcCaller {
   readonly name: string;
-  readonly digest: Buffer;
+  /** SHA-256 of the URL secret (clients identified by secret). */
+  readonly digest: Buffer | undefined;
+  /** The ServiceAccount of the client's pods (clients identified by their source pod, POST /jsonrpc). */
+  readonly serviceAccount: { namespace: string; name: string } | undefined;
 }
 
 /** URL-safe and long enough not to be guessed (≥ 32 characters, e.g. 32 random bytes as base64url or hex). */
@@ -39,7 +44,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-const FIELDS = new Set(['name', 'secret', 'validators', 'nodeIds', 'allowUnclaimedDigests', 'allowTransactions']);
+const FIELDS = new Set(['name', 'secret', 'serviceAccount', 'validators', 'nodeIds', 'allowUnclaimedDigests', 'allowTransactions']);
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Parses the clients file; errors name the entry and field, never the secret. */
 export function parseJsonRpcClientsFile(setting: string, text: string): JsonRpcClientEntry[] {
@@ -58,11 +64,29 @@ export function parseJsonRpcClientsFile(setting: string, text: string): JsonRpcC
     if (typeof raw.name !== 'string' || !NAME.test(raw.name)) throw new ConfigError(`${at}.name`, 'expected a lower-case DNS-style name (a-z, 0-9, -, .)');
     const name = raw.name;
     if (entries.some((e) => e.name === name)) throw new ConfigError(`${at}.name`, `duplicate name ${JSON.stringify(name)}`);
-    if (typeof raw.secret !== 'string' || !SECRET.test(raw.secret)) {
-      throw new ConfigError(`${at}.secret (${name})`, `expected ${MIN_SECRET_LENGTH}–256 URL-safe characters (A-Z a-z 0-9 _ -), e.g. \`openssl rand -hex 32\``);
+    if ((raw.secret === undefined) === (raw.serviceAccount === undefined)) {
+      throw new ConfigError(`${at} (${name})`, 'needs exactly one credential: "secret" (carried in the URL path) or "serviceAccount" {namespace, name} (the source pod\'s identity)');
     }
-    const digest = sha256(raw.secret);
-    if (entries.some((e) => timingSafeEqual(e.digest, digest))) throw new ConfigError(`${at}.secret (${name})`, 'is the same secret as another entry');
+    let digest: Buffer | undefined;
+    let serviceAccount: { namespace: string; name: string } | undefined;
+    if (raw.secret !== undefined) {
+      if (typeof raw.secret !== 'string' || !SECRET.test(raw.secret)) {
+        throw new ConfigError(`${at}.secret (${name})`, `expected ${MIN_SECRET_LENGTH}–256 URL-safe characters (A-Z a-z 0-9 _ -), e.g. \`openssl rand -hex 32\``);
+      }
+      const secretDigest = sha256(raw.secret);
+      if (entries.some((e) => e.digest !== undefined && timingSafeEqual(e.digest, secretDigest))) throw new ConfigError(`${at}.secret (${name})`, 'is the same secret as another entry');
+      digest = secretDigest;
+    } else {
+      const sa = raw.serviceAccount;
+      if (!isObject(sa) || typeof sa.namespace !== 'string' || !DNS_LABEL.test(sa.namespace) || typeof sa.name !== 'string' || !NAME.test(sa.name)) {
+        throw new ConfigError(`${at}.serviceAccount (${name})`, 'expected {"namespace": "<namespace>", "name": "<ServiceAccount>"}');
+      }
+      const account = { namespace: sa.namespace, name: sa.name };
+      if (entries.some((e) => e.serviceAccount?.namespace === account.namespace && e.serviceAccount.name === account.name)) {
+        throw new ConfigError(`${at}.serviceAccount (${name})`, `${account.namespace}/${account.name} is already another client's`);
+      }
+      serviceAccount = account;
+    }
     const validators = AddressSet.parse(`${at}.validators`, raw.validators);
     let nodeIds: Set<string> | undefined;
     if (raw.nodeIds !== undefined) {
@@ -81,6 +105,7 @@ export function parseJsonRpcClientsFile(setting: string, text: string): JsonRpcC
       name,
       id: `aztec-node:${name}`,
       digest,
+      serviceAccount,
       allows: (address) => validators.has(address),
       nodeIds,
       allowUnclaimedDigests: flag('allowUnclaimedDigests'),
@@ -95,7 +120,11 @@ export function clientForSecret(entries: readonly JsonRpcClientEntry[], secret: 
   const digest = sha256(secret);
   let found: JsonRpcClientEntry | undefined;
   for (const entry of entries) {
-    if (timingSafeEqual(entry.digest, digest) && found === undefined) found = entry;
+    if (entry.digest !== undefined && timingSafeEqual(entry.digest, digest) && found === undefined) found = entry;
   }
   return found;
+}
+
+export function clientForServiceAccount(entries: readonly JsonRpcClientEntry[], namespace: string, name: string): JsonRpcClientEntry | undefined {
+  return entries.find((e) => e.serviceAccount?.namespace === namespace && e.serviceAccount.name === name);
 }

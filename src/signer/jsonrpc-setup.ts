@@ -5,6 +5,7 @@ import { SIGNER_ENV } from '../contract.js';
 import type { ServeConfig } from './config.js';
 import { type JsonRpcClientEntry, parseJsonRpcClientsFile } from './jsonrpc-clients.js';
 import { LiveFile, type LiveFileLogger } from './live-file.js';
+import { type PodIdentitySource, kubernetesPodIdentity } from './pod-identity.js';
 import type { SignerServerDeps } from './routes/context.js';
 
 /**
@@ -31,6 +32,8 @@ export async function setUpJsonRpc(config: ServeConfig, rollupAddress: string, l
       throw new ConfigError(setting, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
   }
+  let podIdentity: PodIdentitySource | undefined;
+  if (config.jsonRpcPodIdentity) podIdentity = await kubernetesPodIdentity(config.fsRoot, log);
   const pool = createPool({ ...config.protection, poolMaxCount: LOOKUP_POOL_MAX, poolMinCount: 0 }, log);
   const lookup = new ClaimsLookup(pool, rollupAddress, LOOKUP_POOL_MAX);
   return {
@@ -38,9 +41,11 @@ export async function setUpJsonRpc(config: ServeConfig, rollupAddress: string, l
       rules: { rollupAddress, chainId: config.l1ChainId, slashingProposerAddress: config.slashingProposerAddress },
       claims: (validatorAddress, messageHash) => lookup.find(validatorAddress, messageHash),
       clients,
+      podIdentity,
     },
     close: async () => {
       clients?.close();
+      await podIdentity?.stop();
       await pool.end();
     },
   };

@@ -5,6 +5,7 @@ import type { ValidatorHASigner } from '../../protection/index.js';
 import type { TypedDataRules } from '../aztec-typed-data.js';
 import type { JsonRpcClientEntry } from '../jsonrpc-clients.js';
 import type { LiveFile } from '../live-file.js';
+import type { PodIdentitySource } from '../pod-identity.js';
 import type { Authenticator, Principal } from '../auth.js';
 import type { SigningBackend } from '../backends.js';
 import type { LogLevel } from '../config.js';
@@ -28,6 +29,8 @@ export interface SignerServerDeps {
     claims: (validatorAddress: string, messageHash: string) => Promise<ClaimForHash[]>;
     /** Stock Aztec nodes with URL secrets (HA_SIGNER_JSONRPC_CLIENTS_FILE), re-read live. */
     clients: LiveFile<JsonRpcClientEntry[]> | undefined;
+    /** Source-pod identity for `serviceAccount` clients (POST /jsonrpc); undefined when off. */
+    podIdentity?: PodIdentitySource | undefined;
   };
   /** The process logger (src/log.ts) when there is one; else fastify builds a pino logger at logLevel. */
   logger?: FastifyBaseLogger;

@@ -3,12 +3,14 @@
  * - `POST /` (HA_SIGNER_JSONRPC_ENABLED): callers with a bearer token or ServiceAccount token, as the /v1 API;
  * - `POST /jsonrpc/:secret` (HA_SIGNER_JSONRPC_CLIENTS_FILE): stock Aztec nodes, which can send no header, with a
  *   per-client secret in the URL path. The secret is never logged or echoed (request logs carry the route pattern).
+ * - `POST /jsonrpc`: stock Aztec nodes recognised by their source pod's ServiceAccount (HA_SIGNER_JSONRPC_POD_IDENTITY).
  * Errors on these routes are JSON-RPC bodies, so this plugin has its own error handler.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { HttpError } from '../http-errors.js';
 import { errorResponse } from '../http-errors.js';
-import { type JsonRpcCaller, clientForSecret } from '../jsonrpc-clients.js';
+import { type JsonRpcCaller, clientForSecret, clientForServiceAccount } from '../jsonrpc-clients.js';
+import { normalizePeerAddress } from '../pod-identity.js';
 import { handleJsonRpc } from '../jsonrpc.js';
 import type { AuthDenialReason } from '../metrics.js';
 import type { SignerServerDeps } from './context.js';
@@ -18,6 +20,7 @@ export interface JsonRpcRouteDeps extends SignerServerDeps {
 }
 
 export const JSONRPC_SECRET_ROUTE = '/jsonrpc/:secret';
+export const JSONRPC_POD_ROUTE = '/jsonrpc';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -35,6 +38,20 @@ export const jsonRpcRoutes: FastifyPluginAsync<JsonRpcRouteDeps> = async (app, d
   });
 
   app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.url === JSONRPC_POD_ROUTE) {
+      // No credential in the request: the caller is the pod that owns the connection's peer address.
+      const clients = protectedRpc.clients?.current;
+      if (!clients) throw deps.deny(request, 401, 'client_list_invalid', 'the JSON-RPC client list is invalid or unreadable on this signer; no client is accepted until it is fixed');
+      const source = protectedRpc.podIdentity;
+      if (!source) throw deps.deny(request, 401, 'missing', 'no credential: use the client URL with its secret (/jsonrpc/<secret>); source-pod identity is off on this signer');
+      if (!source.synced()) throw deps.deny(request, 503, 'review_unavailable', 'the pods informer has not listed pods yet; retry');
+      const peer = normalizePeerAddress(request.socket.remoteAddress);
+      const pod = peer ? source.identityOf(peer) : undefined;
+      const client = pod ? clientForServiceAccount(clients, pod.namespace, pod.serviceAccount) : undefined;
+      if (!client) throw deps.deny(request, 401, 'invalid', `no client for the source address${pod ? ` (pod ${pod.namespace}/${pod.pod}, ServiceAccount ${pod.serviceAccount})` : ' (not a running pod this signer knows)'}`);
+      request.jsonRpcCaller = client;
+      return;
+    }
     if (request.routeOptions.url === JSONRPC_SECRET_ROUTE) {
       const clients = protectedRpc.clients?.current;
       if (!clients) throw deps.deny(request, 401, 'client_list_invalid', 'the JSON-RPC client list is invalid or unreadable on this signer; no client is accepted until it is fixed');
@@ -74,9 +91,11 @@ export const jsonRpcRoutes: FastifyPluginAsync<JsonRpcRouteDeps> = async (app, d
     });
   }
   if (protectedRpc.clients) {
-    app.post(JSONRPC_SECRET_ROUTE, async (request, reply) => {
-      const { status, body } = await handler(request);
-      return reply.code(status).send(body);
-    });
+    for (const route of [JSONRPC_SECRET_ROUTE, JSONRPC_POD_ROUTE]) {
+      app.post(route, async (request, reply) => {
+        const { status, body } = await handler(request);
+        return reply.code(status).send(body);
+      });
+    }
   }
 };
