@@ -17,4 +17,4 @@ export { createHASigner, createPool, type CreateHASignerDeps } from './factory.j
 export { migrate, runMigrations, rebindRollup, bindRollup, migrationsDir, MigrationRefusedError, type MigrateOptions, type MigrationReport } from './migrations.js';
 export { AZTEC_SCHEMA_VERSION, AZTEC_SCHEMA_VERSIONS, type AztecSchemaVersion, HA_SIGNER_SCHEMA_VERSION, type SchemaCheck } from './schema.js';
 export { claimParams, dutyFromContext, normalizeAddress, normalizeHash32, normalizeSignature, parseDuty, toUint64, toDutyType } from './values.js';
-export { jsonLogger, silentLogger } from './logger.js';
+export { silentLogger } from './logger.js';
