@@ -20,7 +20,7 @@ type CommandName = keyof typeof COMMANDS;
 const USAGE = `ha-signer ${VERSION}: high-availability signer with slashing protection for Aztec validators
 
 Usage:
-  ha-signer migrate up|down [--database-url URL] [--rollup-address 0x..] [--count N]
+  ha-signer migrate up|down [--database-url URL] [--rollup-address 0x..] [--aztec-schema 1|2] [--count N] [--force]
   ha-signer rebind-rollup --from 0xOLD --to 0xNEW [--database-url URL]
   ha-signer serve [options]        the signer service
   ha-signer operator [options]     the Kubernetes operator
