@@ -20,12 +20,12 @@ afterEach(async () => {
   await stopAllSigners();
 });
 
-type Kind = 'created by ha-signer' | 'created by Aztec, adopted' | 'created by Aztec at schema 2, adopted';
+type Kind = 'created by ha-signer' | 'ha-signer at Aztec schema 2' | 'created by Aztec, adopted' | 'created by Aztec at schema 2, adopted';
 
 async function database(kind: Kind): Promise<string> {
   const url = await createTestDatabase('rollback');
-  if (kind === 'created by ha-signer') {
-    await protection.runMigrations({ databaseUrl: url, direction: 'up', rollupAddress: ROLLUP });
+  if (kind === 'created by ha-signer' || kind === 'ha-signer at Aztec schema 2') {
+    await protection.runMigrations({ databaseUrl: url, direction: 'up', rollupAddress: ROLLUP, ...(kind === 'created by ha-signer' ? {} : { aztecSchema: 2 as const }) });
     return url;
   }
   if (kind === 'created by Aztec, adopted') await aztecMigrate('4.1.2', url, 'up');
@@ -70,7 +70,7 @@ async function expectAztecRefusesResigning(url: string, prunedGuarded: boolean):
   expect(await sql(url, 'SELECT slot, message_hash FROM validator_duties WHERE slot IN (2, 10)')).toEqual([{ slot: '10', message_hash: hash(10) }]);
 }
 
-describe.each<Kind>(['created by ha-signer', 'created by Aztec, adopted', 'created by Aztec at schema 2, adopted'])('rolling back a database %s', (kind) => {
+describe.each<Kind>(['created by ha-signer', 'ha-signer at Aztec schema 2', 'created by Aztec, adopted', 'created by Aztec at schema 2, adopted'])('rolling back a database %s', (kind) => {
   it('every step keeps every row; signed and pruned duties stay refused; Aztec\'s runner cannot drop the history', async () => {
     const url = await database(kind);
     await withPrunedHistory(url);
