@@ -6,6 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import { referencedSecrets } from './desired/secrets.js';
 import { FIELD_MANAGER } from './desired/names.js';
 import { managedInformer, type ManagedInformer } from './informers.js';
+import { SecretInformers } from './secret-informers.js';
 import { describeError, type Kube } from './kube.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue, type RateLimiterOptions } from './queue.js';
@@ -63,7 +64,11 @@ export class Controller {
           ? await kube.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns })
           : await kube.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as k8s.KubernetesListObject<ValidatorHASignerResource>,
       {
-        add: (o) => enqueue(keyOf(o)),
+        add: (o) => {
+          this.secrets.ensure(o.metadata.namespace);
+          this.countResources();
+          enqueue(keyOf(o));
+        },
         // Status writes (ours) do not move metadata.generation: only spec and deletion changes need a reconcile.
         update: (o) => {
           const old = this.lastGeneration.get(keyOf(o));
@@ -72,6 +77,9 @@ export class Controller {
         },
         delete: (o) => {
           this.lastGeneration.delete(keyOf(o));
+          this.countResources();
+          // Stop watching Secrets of a namespace whose last resource went.
+          if (!ns) this.secrets.retain(new Set(this.vhs.list().map((v) => v.metadata.namespace)));
           enqueue(keyOf(o));
         },
       },
@@ -97,23 +105,23 @@ export class Controller {
     const secretChanged = (s: k8s.V1Secret) => {
       for (const v of this.vhs.list(s.metadata!.namespace)) if (referencedSecrets(v).some((u) => u.name === s.metadata!.name)) enqueue(keyOf(v));
     };
-    const secrets = managedInformer<k8s.V1Secret>(
-      kc,
-      'secrets',
-      ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets',
-      () => (ns ? kube.core.listNamespacedSecret({ namespace: ns }) : kube.core.listSecretForAllNamespaces()),
-      { add: secretChanged, update: secretChanged, delete: secretChanged },
-      { log, onError: onError('secrets') },
-    );
-    this.informers.push(this.vhs as ManagedInformer<k8s.KubernetesObject>, jobs as ManagedInformer<k8s.KubernetesObject>, deployments as ManagedInformer<k8s.KubernetesObject>, secrets as ManagedInformer<k8s.KubernetesObject>);
+    this.secrets = new SecretInformers(kc, kube, { add: secretChanged, update: secretChanged, delete: secretChanged }, { log, onError: onError('secrets') });
+    if (ns) this.secrets.ensure(ns);
+    this.informers.push(this.vhs as ManagedInformer<k8s.KubernetesObject>, jobs as ManagedInformer<k8s.KubernetesObject>, deployments as ManagedInformer<k8s.KubernetesObject>);
     this.reconciler = new Reconciler(
       kube,
-      { vhs: this.vhs, jobs, deployments, secrets },
+      { vhs: this.vhs, jobs, deployments, secrets: this.secrets },
       { ownershipNamespace: opts.claimsNamespace, defaultImage: opts.defaultImage, instance: opts.instance, log: opts.log, enqueue: (k) => this.queue.add(k) },
     );
   }
 
   private readonly lastGeneration = new Map<string, number>();
+  private readonly secrets: SecretInformers;
+
+  /** The resources gauge follows the cache from the first list on (not only at resync). */
+  private countResources(): void {
+    this.metrics.resources.set(this.vhs.list().length);
+  }
 
   synced(): boolean {
     return this.informers.every((i) => i.synced());
@@ -171,8 +179,10 @@ export class Controller {
     const stale = this.informers.filter((i) => {
       const since = i.failingSince();
       return since !== undefined && Date.now() - since > staleMs;
-    });
-    return stale.length ? { ok: false, detail: `informers not connected: ${stale.map((i) => i.name).join(', ')}` } : { ok: true, detail: 'ok' };
+    }).map((i) => i.name);
+    const secretsSince = this.secrets.failingSince();
+    if (secretsSince !== undefined && Date.now() - secretsSince > staleMs) stale.push('secrets');
+    return stale.length ? { ok: false, detail: `informers not connected: ${stale.join(', ')}` } : { ok: true, detail: 'ok' };
   }
 
   /** Stops taking work, lets running reconciles finish (up to `timeoutMs`), stops the informers. */
@@ -181,5 +191,6 @@ export class Controller {
     this.queue.shutDown();
     await Promise.race([Promise.all(this.workers), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     await Promise.all(this.informers.map((i) => i.stop().catch(() => undefined)));
+    await this.secrets.stop();
   }
 }

@@ -112,6 +112,10 @@ export class Kube {
     return (await orUndefined(this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }))) as ValidatorHASignerResource | undefined;
   }
 
+  async listPods(namespace: string, labelSelector: string): Promise<k8s.V1Pod[]> {
+    return (await this.core.listNamespacedPod({ namespace, labelSelector })).items;
+  }
+
   /** Terminated containers of a Job's pods, newest first (their termination messages carry migrate's report). */
   async jobPodTerminations(namespace: string, jobName: string): Promise<JobPodTermination[]> {
     const pods = await this.core.listNamespacedPod({ namespace, labelSelector: `job-name=${jobName}` });
@@ -120,6 +124,21 @@ export class Kube {
       .filter((t): t is k8s.V1ContainerStateTerminated => !!t)
       .sort((a, b) => new Date(b.finishedAt ?? 0).getTime() - new Date(a.finishedAt ?? 0).getTime())
       .map((t) => ({ exitCode: t.exitCode, message: t.message?.trim() || `exit code ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}` }));
+  }
+
+  /** Sets metadata.finalizers (merge patch at the object's resourceVersion: a concurrent change fails with 409). */
+  async patchFinalizers(vhs: ValidatorHASignerResource, finalizers: string[]): Promise<void> {
+    await this.custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace: vhs.metadata.namespace,
+        name: vhs.metadata.name,
+        body: { metadata: { finalizers, resourceVersion: vhs.metadata.resourceVersion } },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
   }
 
   /** Writes the status subresource (JSON merge patch: the operator owns the whole status). */

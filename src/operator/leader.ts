@@ -97,7 +97,9 @@ export class LeaderElector {
         return 'lost';
       }
     }
-    if (this.leading && this.opts.releaseOnCancel !== false) await this.release().catch(() => undefined);
+    if (this.leading && this.opts.releaseOnCancel !== false) {
+      await this.release().catch((err: unknown) => this.opts.log?.('leader election: releasing the lease failed', { err }));
+    }
     this.leading = false;
     return 'stopped';
   }

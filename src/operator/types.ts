@@ -71,6 +71,12 @@ export type ConditionReason =
   | 'MigrationFailed'
   | 'DeploymentAvailable'
   | 'DeploymentUnavailable'
+  | 'RollingOut'
+  | 'SignerCrashLooping'
+  | 'ImagePullFailed'
+  | 'PodConfigError'
+  | 'PodsUnschedulable'
+  | 'RolloutStalled'
   | 'Ready';
 
 export interface Condition {

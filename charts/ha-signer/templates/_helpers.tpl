@@ -113,7 +113,7 @@ equal to the rendered ClusterRole). Used by the ClusterRole, and by the Role of 
 {{- define "ha-signer.namespacedRules" -}}
 - apiGroups: [ha-signer.dev]
   resources: [validatorhasigners]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, patch, update]
 - apiGroups: [ha-signer.dev]
   resources: [validatorhasigners/status]
   verbs: [get, patch, update]

@@ -3,7 +3,8 @@ import type * as k8s from '@kubernetes/client-node';
 import { POD_PATHS, SIGNER_PORT, type BuildContext, type ValidatorHASignerResource } from '../types.js';
 import { POD_NAME_ENV, PROTECTION_ENV, SIGNER_ENV } from '../../contract.js';
 import { DATABASE_URL_ENV } from './job.js';
-import { ANNOTATION_SECRETS_CHECKSUM, imageOf, names, ownedMeta, selectorLabels, commonLabels } from './names.js';
+import { clientsConfigMapNeeded, serviceAccountAllowList } from './configmap.js';
+import { ANNOTATION_CLIENTS_CHECKSUM, ANNOTATION_SECRETS_CHECKSUM, commonLabels, hash, imageOf, names, ownedMeta, selectorLabels } from './names.js';
 import { containerSecurityContext, podSecurityContext } from './security.js';
 
 export interface DeploymentInputs {
@@ -119,7 +120,13 @@ export function buildDeployment(vhs: ValidatorHASignerResource, ctx: BuildContex
       template: {
         metadata: {
           labels: podLabels,
-          annotations: { ...(s.podAnnotations ?? {}), [ANNOTATION_SECRETS_CHECKSUM]: inputs.secretsChecksum },
+          annotations: {
+            ...(s.podAnnotations ?? {}),
+            [ANNOTATION_SECRETS_CHECKSUM]: inputs.secretsChecksum,
+            // The client list: a change rolls the pods, so Ready (every pod updated) means every pod serves the new
+            // list, and a removed client is revoked on every replica.
+            ...(clientsConfigMapNeeded(vhs) ? { [ANNOTATION_CLIENTS_CHECKSUM]: hash(serviceAccountAllowList(vhs), 64) } : {}),
+          },
         },
         spec: {
           serviceAccountName: names.serviceAccount(vhs),
@@ -137,22 +144,5 @@ export function buildDeployment(vhs: ValidatorHASignerResource, ctx: BuildContex
         },
       },
     },
-  };
-}
-
-/** Deployment is available: the Available condition is True and every desired replica is updated and ready. */
-export function deploymentAvailable(d: k8s.V1Deployment | undefined): { available: boolean; ready: number; replicas: number; message: string } {
-  if (!d) return { available: false, ready: 0, replicas: 0, message: 'the Deployment does not exist yet' };
-  const want = d.spec?.replicas ?? 1;
-  const ready = d.status?.readyReplicas ?? 0;
-  const updated = d.status?.updatedReplicas ?? 0;
-  const avail = d.status?.conditions?.find((c) => c.type === 'Available');
-  const current = (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0);
-  const ok = current && avail?.status === 'True' && ready >= want && updated >= want && (d.status?.replicas ?? 0) <= want;
-  return {
-    available: ok,
-    ready,
-    replicas: d.status?.replicas ?? 0,
-    message: ok ? `${ready}/${want} signer pods ready` : `${ready}/${want} signer pods ready, ${updated}/${want} updated${avail?.message ? ` (${avail.message})` : ''}`,
   };
 }

@@ -18,6 +18,7 @@ export * from './job.js';
 export * from './names.js';
 export * from './networkpolicy.js';
 export * from './pdb.js';
+export * from './rollout.js';
 export * from './secrets.js';
 export * from './security.js';
 export * from './service.js';

@@ -8,24 +8,26 @@ import { containerSecurityContext, podSecurityContext } from './security.js';
 export const DATABASE_URL_ENV = PROTECTION_ENV.databaseUrl;
 
 /**
- * Inputs that require a new migration run: the image (its migrations), the rollup binding and the database.
- * The database identity carries no credentials, so a password rotation does not re-run migrations.
+ * Inputs that require a new migration run: the image (its migrations), the rollup binding and the database
+ * connection (`databaseKey`: its address and a digest of the URI). A changed password re-runs `migrate up`
+ * (idempotent): a wrong one fails the Job with the server's message and holds the rollout, instead of rolling out
+ * pods that cannot connect.
  */
-export function migrationHash(vhs: ValidatorHASignerResource, ctx: BuildContext, databaseIdentity: string): string {
+export function migrationHash(vhs: ValidatorHASignerResource, ctx: BuildContext, databaseKey: string): string {
   return hash({
     image: imageOf(vhs, ctx.defaultImage),
     rollupAddress: vhs.spec.rollup.address.toLowerCase(),
     rollupVersion: vhs.spec.rollup.version,
-    database: databaseIdentity,
+    database: databaseKey,
   });
 }
 
-export function migrationJobName(vhs: ValidatorHASignerResource, ctx: BuildContext, databaseIdentity: string): string {
-  return names.migrationJob(vhs, migrationHash(vhs, ctx, databaseIdentity));
+export function migrationJobName(vhs: ValidatorHASignerResource, ctx: BuildContext, databaseKey: string): string {
+  return names.migrationJob(vhs, migrationHash(vhs, ctx, databaseKey));
 }
 
-export function buildMigrationJob(vhs: ValidatorHASignerResource, ctx: BuildContext, databaseIdentity: string): k8s.V1Job {
-  const h = migrationHash(vhs, ctx, databaseIdentity);
+export function buildMigrationJob(vhs: ValidatorHASignerResource, ctx: BuildContext, databaseKey: string): k8s.V1Job {
+  const h = migrationHash(vhs, ctx, databaseKey);
   const name = names.migrationJob(vhs, h);
   const labels = { ...commonLabels(vhs, 'migration'), [ANNOTATION_MIGRATION_HASH]: h };
   const db = vhs.spec.database.secretRef;

@@ -7,6 +7,7 @@ export const FIELD_MANAGER = 'ha-signer-operator';
 export const LABEL_RESOURCE = 'ha-signer.dev/validatorhasigner';
 export const LABEL_COMPONENT = 'app.kubernetes.io/component';
 export const ANNOTATION_SECRETS_CHECKSUM = 'ha-signer.dev/secrets-checksum';
+export const ANNOTATION_CLIENTS_CHECKSUM = 'ha-signer.dev/clients-checksum';
 export const ANNOTATION_MIGRATION_HASH = 'ha-signer.dev/migration-hash';
 
 /** Hex sha256 of the JSON of `value`, shortened to `length` characters. */

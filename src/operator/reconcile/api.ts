@@ -42,11 +42,19 @@ export interface WorkloadApi {
   servesGroupVersion(groupVersion: string): Promise<boolean>;
 }
 
+export interface FinalizerApi {
+  patchFinalizers(vhs: ValidatorHASignerResource, finalizers: string[]): Promise<void>;
+}
+
+export interface PodsApi {
+  listPods(namespace: string, labelSelector: string): Promise<k8s.V1Pod[]>;
+}
+
 export interface StatusApi {
   patchStatus(vhs: ValidatorHASignerResource, status: ValidatorHASignerStatus): Promise<void>;
   createEvent(vhs: ValidatorHASignerResource, type: 'Normal' | 'Warning', reason: string, action: string, note: string, instance: string): Promise<void>;
 }
 
-export type ReconcileApi = SecretsApi & OwnershipApi & MigrationApi & WorkloadApi & StatusApi;
+export type ReconcileApi = SecretsApi & OwnershipApi & MigrationApi & WorkloadApi & PodsApi & StatusApi & FinalizerApi;
 
 export type Log = (msg: string, fields?: Record<string, unknown>) => void;

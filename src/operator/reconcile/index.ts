@@ -2,7 +2,7 @@
  * One reconcile of one ValidatorHASigner, phase by phase (as CloudNativePG splits cluster_*.go): inputs, database
  * ownership, migration, workload, status. Each phase lives in its own module and uses a small slice of the API.
  */
-import { addressKey, describeIdentity, endpointUrl, identityKey, labelSelectorString, names, selectorLabels } from '../desired/index.js';
+import { addressKey, describeIdentity, endpointUrl, identityKey, labelSelectorString, names, rolloutState, selectorLabels } from '../desired/index.js';
 import type { ValidatorHASignerResource } from '../types.js';
 import type { Log, ReconcileApi, ReconcilerCaches } from './api.js';
 import { readInputs, secretLookup } from './inputs.js';
@@ -14,6 +14,9 @@ import { applyWorkload } from './workload.js';
 export type { ReconcilerCaches } from './api.js';
 export { migrationPhase, schemaVersionFromMessage } from './migration.js';
 export { ReconcileProblem, WARNING_REASONS } from './status.js';
+
+/** Holds a deleted resource until the operator has removed what the garbage collector cannot. */
+export const CLEANUP_FINALIZER = 'ha-signer.dev/cleanup';
 
 export interface ReconcilerOptions {
   /** Namespace of the database ownership records (the operator's). */
@@ -44,7 +47,17 @@ export class Reconciler {
       await this.cleanupDeleted(namespace, name);
       return {};
     }
-    if (vhs.metadata.deletionTimestamp) return {};
+    const finalizers = vhs.metadata.finalizers ?? [];
+    if (vhs.metadata.deletionTimestamp) {
+      // Outside the garbage collector's reach (cluster-scoped binding, ownership record in another namespace): clean
+      // up, then let the resource go. Works also when it was deleted while no operator ran.
+      if (finalizers.includes(CLEANUP_FINALIZER)) {
+        await this.releaseExternal({ namespace, name, uid: vhs.metadata.uid });
+        await this.api.patchFinalizers(vhs, finalizers.filter((f) => f !== CLEANUP_FINALIZER));
+      }
+      return {};
+    }
+    if (!finalizers.includes(CLEANUP_FINALIZER)) await this.api.patchFinalizers(vhs, [...finalizers, CLEANUP_FINALIZER]);
     const rec = new StatusRecorder(vhs);
     try {
       return await this.phases(vhs, rec);
@@ -53,10 +66,15 @@ export class Reconciler {
     }
   }
 
-  /** The resource is gone: its owned objects go with the garbage collector; release what it held outside. */
+  /** The resource is gone (without the finalizer, e.g. from an older operator): release what it held outside. */
   async cleanupDeleted(namespace: string, name: string): Promise<void> {
-    await this.api.deleteClusterRoleBinding(names.tokenReviewBinding(namespace, name));
-    await releaseDatabaseOwnership(this.api, this.caches, this.opts.ownershipNamespace, { namespace, name }, this.opts.enqueue);
+    await this.releaseExternal({ namespace, name });
+  }
+
+  /** Owned objects go with the garbage collector; the TokenReview binding and the ownership records do not. */
+  private async releaseExternal(owner: { namespace: string; name: string; uid?: string }): Promise<void> {
+    await this.api.deleteClusterRoleBinding(names.tokenReviewBinding(owner.namespace, owner.name));
+    await releaseDatabaseOwnership(this.api, this.caches, this.opts.ownershipNamespace, owner, this.opts.enqueue);
   }
 
   private async phases(vhs: ValidatorHASignerResource, rec: StatusRecorder): Promise<ReconcileResult> {
@@ -67,7 +85,7 @@ export class Reconciler {
 
     const inputs = await readInputs(vhs, secretLookup(caches, api), rec);
     const migration = { vhs, api, caches, rec, build };
-    const observed = await observeMigration(migration, inputs.databaseAddress);
+    const observed = await observeMigration(migration, inputs.connectionKey);
     const database = databaseIdentity(vhs, rec, inputs.databaseAddress, observed);
 
     if (database) {
@@ -83,7 +101,7 @@ export class Reconciler {
       rec.set('DatabaseClaimed', 'Unknown', 'IdentityPending', `waiting for migration Job ${observed.jobName} to report the database's identity`);
     }
 
-    if (!(await applyMigrationPhase(migration, observed, inputs.databaseAddress))) return {};
+    if (!(await applyMigrationPhase(migration, observed, inputs.connectionKey))) return {};
     if (!database) {
       // An image whose migrate does not report an identity: fall back to the URI's address (weaker, but not none).
       const key = addressKey(inputs.databaseAddress);
@@ -98,11 +116,18 @@ export class Reconciler {
       await recordEvent(api, vhs, opts.instance, opts.log, 'Warning', 'ServiceMonitorCRDMissing', 'Apply', note);
     }
 
-    // Phase 5, availability from the Deployment (the Deployment watch brings its status changes back here).
-    const dep = workload.deployment ?? caches.deployments.get(vhs.metadata.namespace, names.deployment(vhs));
-    const av = rec.reportDeployment(dep);
-    if (av.available) rec.set('Ready', 'True', 'Ready', `${av.message}; serving at ${endpointUrl(vhs)}`);
-    else rec.set('Ready', 'False', 'DeploymentUnavailable', av.message);
+    // Phase 5, service from the Deployment (its watch brings status changes back here) and, when not every pod
+    // serves, from the pods themselves.
+    const ns = vhs.metadata.namespace;
+    const dep = workload.deployment ?? caches.deployments.get(ns, names.deployment(vhs));
+    const quick = rolloutState(dep);
+    const pods = quick.complete ? [] : await api.listPods(ns, labelSelectorString(selectorLabels(vhs))).catch(() => []);
+    const r = rec.reportDeployment(dep, pods);
+    if (r.complete) rec.set('Ready', 'True', 'Ready', `${r.message}; serving at ${endpointUrl(vhs)}`);
+    else if (r.cause) rec.set('Ready', 'False', r.cause.reason, `${r.message}; ${r.cause.message}`);
+    else rec.set('Ready', 'False', r.available ? 'RollingOut' : 'DeploymentUnavailable', r.message);
+    // Pod failures (crash loops, pulls) do not move the Deployment's status: look again while the rollout is incomplete.
+    if (!r.complete) return { requeueAfterMs: 10_000 };
     return {};
   }
 }

@@ -1,9 +1,10 @@
 /**
  * Phase 1, inputs: what the schema cannot check. The referenced Secrets exist and hold the keys the pods read, and
- * the database URI parses (pure: no connection). Every failure names the Secret, the spec field and the fix.
+ * the database URI parses (pure: no connection). Every failure names the Secret, the spec field and the fix, and
+ * sets every condition (from DatabaseClaimed on: nothing proceeds without its inputs).
  */
 import type * as k8s from '@kubernetes/client-node';
-import { DatabaseUriError, parseDatabaseAddress, referencedSecrets, secretValue } from '../desired/index.js';
+import { DatabaseUriError, hash, parseDatabaseAddress, referencedSecrets, secretValue } from '../desired/index.js';
 import type { ValidatorHASignerResource } from '../types.js';
 import type { ReconcilerCaches, SecretsApi } from './api.js';
 import type { StatusRecorder } from './status.js';
@@ -13,6 +14,8 @@ export interface Inputs {
   secrets: Map<string, k8s.V1Secret | undefined>;
   /** `host:port/dbname` from the URI: names the migration Job, no credentials. Not the database's identity. */
   databaseAddress: string;
+  /** Address plus a digest of the whole URI (credentials included, never the credentials themselves): names the Job. */
+  connectionKey: string;
 }
 
 /** The cache may lag behind a Secret created just before the resource: a miss is confirmed with a read. */
@@ -50,11 +53,11 @@ export async function readInputs(
   }
   for (const use of uses.slice(1)) {
     const s = secrets.get(use.name);
-    if (!s) rec.problem('Available', 'SecretNotFound', `Secret ${ns}/${use.name} (${use.field}) not found: create it in namespace ${ns}`);
+    if (!s) rec.problem('DatabaseClaimed', 'SecretNotFound', `Secret ${ns}/${use.name} (${use.field}) not found: create it in namespace ${ns}`);
     for (const k of use.keys ?? []) {
-      if (secretValue(s, k) === undefined) rec.problem('Available', 'SecretKeyNotFound', `Secret ${ns}/${use.name} (${use.field}) has no key ${k}`);
+      if (secretValue(s, k) === undefined) rec.problem('DatabaseClaimed', 'SecretKeyNotFound', `Secret ${ns}/${use.name} (${use.field}) has no key ${k}`);
     }
-    if (!use.keys && Object.keys(s.data ?? {}).length === 0) rec.problem('Available', 'SecretEmpty', `Secret ${ns}/${use.name} (${use.field}) holds no keys`);
+    if (!use.keys && Object.keys(s.data ?? {}).length === 0) rec.problem('DatabaseClaimed', 'SecretEmpty', `Secret ${ns}/${use.name} (${use.field}) holds no keys`);
   }
-  return { secrets, databaseAddress };
+  return { secrets, databaseAddress, connectionKey: `${databaseAddress}#${hash(uri, 16)}` };
 }

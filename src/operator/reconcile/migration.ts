@@ -56,10 +56,10 @@ export interface MigrationObservation {
   identity?: ReportedDatabaseIdentity;
 }
 
-export async function observeMigration(ctx: MigrationContext, databaseAddress: string): Promise<MigrationObservation> {
+export async function observeMigration(ctx: MigrationContext, connectionKey: string): Promise<MigrationObservation> {
   const { vhs, api, build } = ctx;
   const ns = vhs.metadata.namespace;
-  const jobName = migrationJobName(vhs, build, databaseAddress);
+  const jobName = migrationJobName(vhs, build, connectionKey);
   const job = ctx.caches.jobs.get(ns, jobName) ?? (await api.readJob(ns, jobName));
   const phase = migrationPhase(job, jobName, vhs.status);
   const read = job && (phase.kind !== 'done' || phase.needsReport);
@@ -73,7 +73,7 @@ export async function observeMigration(ctx: MigrationContext, databaseAddress: s
 }
 
 /** Acts on the observed phase. True once the schema is migrated; otherwise the conditions say why not. */
-export async function applyMigrationPhase(ctx: MigrationContext, obs: MigrationObservation, databaseAddress: string): Promise<boolean> {
+export async function applyMigrationPhase(ctx: MigrationContext, obs: MigrationObservation, connectionKey: string): Promise<boolean> {
   const { vhs, api, rec, build } = ctx;
   const ns = vhs.metadata.namespace;
   const { jobName, phase } = obs;
@@ -81,11 +81,11 @@ export async function applyMigrationPhase(ctx: MigrationContext, obs: MigrationO
   // While migrating or blocked, an existing Deployment's (previous) pods keep being reported honestly.
   const previousRollout = () => {
     const dep = ctx.caches.deployments.get(ns, names.deployment(vhs));
-    if (dep) rec.reportDeployment(dep, ' (previous rollout)');
+    if (dep) rec.reportDeployment(dep, [], ' (previous rollout)');
   };
   switch (phase.kind) {
     case 'create':
-      await api.apply(buildMigrationJob(vhs, build, databaseAddress));
+      await api.apply(buildMigrationJob(vhs, build, connectionKey));
       rec.block('Migrated', 'Migrating', `migration Job ${jobName} created: ha-signer migrate up with ${imageOf(vhs, build.defaultImage)}`, 'Unknown');
       previousRollout();
       return false;

@@ -3,7 +3,7 @@
  * changed), plus Events on condition transitions.
  */
 import type * as k8s from '@kubernetes/client-node';
-import { deploymentAvailable, getCondition, setCondition, transitions } from '../desired/index.js';
+import { getCondition, rolloutState, setCondition, transitions, type RolloutState } from '../desired/index.js';
 import { describeError } from '../kube.js';
 import { CONDITION_ORDER, type Condition, type ConditionReason, type ConditionType, type ValidatorHASignerResource, type ValidatorHASignerStatus } from '../types.js';
 import type { Log, StatusApi } from './api.js';
@@ -19,6 +19,11 @@ export const WARNING_REASONS: ReadonlySet<ConditionReason> = new Set<ConditionRe
   'InvalidDatabaseURI',
   'DatabaseInUse',
   'MigrationFailed',
+  'SignerCrashLooping',
+  'ImagePullFailed',
+  'PodConfigError',
+  'PodsUnschedulable',
+  'RolloutStalled',
 ]);
 
 export class StatusRecorder {
@@ -60,13 +65,18 @@ export class StatusRecorder {
     return getCondition(this.before, type)?.reason === reason;
   }
 
-  /** Replica counts and Available from a Deployment; `suffix` marks a previous rollout kept while blocked. */
-  reportDeployment(dep: k8s.V1Deployment | undefined, suffix = ''): ReturnType<typeof deploymentAvailable> {
-    const av = deploymentAvailable(dep);
-    this.status.replicas = av.replicas;
-    this.status.readyReplicas = av.ready;
-    this.set('Available', av.available ? 'True' : 'False', av.available ? 'DeploymentAvailable' : 'DeploymentUnavailable', `${av.message}${suffix}`);
-    return av;
+  /**
+   * Replica counts and Available from the Deployment (and, when not every pod serves, the pods' own reasons).
+   * `suffix` marks a previous rollout kept while the current spec is blocked.
+   */
+  reportDeployment(dep: k8s.V1Deployment | undefined, pods: k8s.V1Pod[] = [], suffix = ''): RolloutState {
+    const r = rolloutState(dep, pods);
+    this.status.replicas = r.replicas;
+    this.status.readyReplicas = r.ready;
+    if (r.available) this.set('Available', 'True', 'DeploymentAvailable', `${r.message}${suffix}`);
+    else if (r.cause) this.set('Available', 'False', r.cause.reason, `${r.message}; ${r.cause.message}${suffix}`);
+    else this.set('Available', 'False', 'DeploymentUnavailable', `${r.message}${suffix}`);
+    return r;
   }
 
   next(): ValidatorHASignerStatus {

@@ -21,7 +21,10 @@ export interface OperatorProcess {
 }
 
 export async function startOperatorProcess(opts: {
+  /** Watched namespace; also the Lease's unless leaderElectionNamespace is given. */
   namespace: string;
+  /** Watch every namespace (the Lease stays in `namespace`). */
+  clusterWide?: boolean;
   identity?: string;
   extraArgs?: string[];
   env?: Record<string, string>;
@@ -39,7 +42,7 @@ export async function startOperatorProcess(opts: {
       cli,
       'operator',
       '--kubeconfig', k8sEnv().kubeconfigPath!,
-      '--namespace', opts.namespace,
+      ...(opts.clusterWide ? [] : ['--namespace', opts.namespace]),
       '--leader-election-namespace', opts.namespace,
       '--identity', identity,
       '--image', PROJECT_IMAGE,

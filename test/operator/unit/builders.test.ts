@@ -10,11 +10,11 @@ import {
   buildService,
   buildServiceMonitor,
   buildTokenReviewBinding,
-  deploymentAvailable,
   desiredWorkload,
   jobOutcome,
   migrationJobName,
   names,
+  rolloutState,
   secretsChecksum,
   selectorLabels,
   signerEnv,
@@ -164,12 +164,31 @@ describe('Deployment', () => {
     expect(dep.spec!.template.spec!.volumes!.map((v) => v.name)).not.toContain('auth');
   });
 
-  it('availability needs every replica updated and ready at the current generation', () => {
-    expect(deploymentAvailable(undefined).available).toBe(false);
+  it('Available while enough pods serve (scale, roll); Ready only with every replica updated and ready at the current generation', () => {
+    expect(rolloutState(undefined)).toMatchObject({ available: false, complete: false });
     const base = { metadata: { generation: 2 }, spec: { replicas: 2, selector: {}, template: {} } };
-    expect(deploymentAvailable({ ...base, status: { observedGeneration: 2, readyReplicas: 2, updatedReplicas: 2, replicas: 2, conditions: [{ type: 'Available', status: 'True' }] } } as never).available).toBe(true);
-    expect(deploymentAvailable({ ...base, status: { observedGeneration: 1, readyReplicas: 2, updatedReplicas: 2, replicas: 2, conditions: [{ type: 'Available', status: 'True' }] } } as never).available).toBe(false);
-    expect(deploymentAvailable({ ...base, status: { observedGeneration: 2, readyReplicas: 2, updatedReplicas: 1, replicas: 3, conditions: [{ type: 'Available', status: 'True' }] } } as never).available).toBe(false);
+    const dep = (status: object, replicas = 2) => ({ ...base, spec: { ...base.spec, replicas }, status: { observedGeneration: 2, ...status } }) as never;
+    expect(rolloutState(dep({ readyReplicas: 2, availableReplicas: 2, updatedReplicas: 2, replicas: 2 }))).toMatchObject({ available: true, complete: true });
+    expect(rolloutState({ ...base, status: { observedGeneration: 1, readyReplicas: 2, availableReplicas: 2, updatedReplicas: 2, replicas: 2 } } as never)).toMatchObject({ available: true, complete: false });
+    // A Secret roll (maxSurge 1): 3 pods, 1 updated; serving throughout.
+    expect(rolloutState(dep({ readyReplicas: 3, availableReplicas: 3, updatedReplicas: 1, replicas: 3 }))).toMatchObject({ available: true, complete: false });
+    // Scaling 5 -> 2 (the "5/2 ready"), and 2 -> 3.
+    expect(rolloutState(dep({ readyReplicas: 5, availableReplicas: 5, updatedReplicas: 5, replicas: 5 }))).toMatchObject({ available: true, complete: false });
+    expect(rolloutState(dep({ readyReplicas: 2, availableReplicas: 2, updatedReplicas: 3, replicas: 3 }, 3))).toMatchObject({ available: true, complete: false });
+    // Fewer than all but one: unavailable.
+    expect(rolloutState(dep({ readyReplicas: 1, availableReplicas: 1, updatedReplicas: 3, replicas: 3 }, 3)).available).toBe(false);
+    expect(rolloutState(dep({ readyReplicas: 0, availableReplicas: 0, updatedReplicas: 1, replicas: 1 }, 1)).available).toBe(false);
+  });
+
+  it('names the cause when pods do not serve: crash loop with the last message, image pull, scheduling, stalled rollout', () => {
+    const dep = { metadata: { generation: 1 }, spec: { replicas: 2, selector: {}, template: {} }, status: { observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 0 } } as never;
+    const pod = (status: object) => ({ metadata: { name: 'p-1' }, status }) as never;
+    const crash = rolloutState(dep, [pod({ containerStatuses: [{ name: 'signer', ready: false, restartCount: 4, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { exitCode: 1, message: 'keys: validator-1 is not a private key' } } }] })]);
+    expect(crash.cause).toEqual({ reason: 'SignerCrashLooping', message: 'pod p-1: container signer restarted 4 times, last exit code 1: keys: validator-1 is not a private key' });
+    expect(rolloutState(dep, [pod({ containerStatuses: [{ name: 'signer', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'no such image' } } }] })]).cause?.reason).toBe('ImagePullFailed');
+    expect(rolloutState(dep, [pod({ conditions: [{ type: 'PodScheduled', status: 'False', message: '0/3 nodes are available' }] })]).cause).toEqual({ reason: 'PodsUnschedulable', message: 'pod p-1 cannot be scheduled: 0/3 nodes are available' });
+    const stalled = { ...(dep as object), status: { observedGeneration: 1, conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'ReplicaSet "x" has timed out progressing.' }] } } as never;
+    expect(rolloutState(stalled).cause?.reason).toBe('RolloutStalled');
   });
 });
 

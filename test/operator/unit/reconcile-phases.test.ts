@@ -56,12 +56,12 @@ describe('phase: inputs', () => {
     expect(conditionsOf(b.rec).DatabaseClaimed).toBe('False/InvalidDatabaseURI');
   });
 
-  it('a missing keys Secret is reported from Available on', async () => {
+  it('a missing keys Secret sets every condition, DatabaseClaimed included', async () => {
     const s = secrets();
     s.items.delete('val/keys');
     const { rec, result } = run(s);
     await expect(result).rejects.toThrow('Secret val/keys (spec.keys.secretRef) not found');
-    expect(conditionsOf(rec)).toMatchObject({ Available: 'False/SecretNotFound', Ready: 'False/SecretNotFound' });
+    expect(conditionsOf(rec)).toEqual({ DatabaseClaimed: 'False/SecretNotFound', Migrated: 'False/SecretNotFound', Available: 'False/SecretNotFound', Ready: 'False/SecretNotFound' });
   });
 });
 
@@ -147,7 +147,7 @@ describe('phase: migration', () => {
 
   it('creates the Job and reports Migrating; a previous rollout keeps being reported', async () => {
     const api = new FakeWorkloadApi();
-    const dep: k8s.V1Deployment = { metadata: { name: 'sig', namespace: 'val', generation: 1 }, spec: { replicas: 2, selector: {}, template: {} }, status: { observedGeneration: 1, replicas: 2, readyReplicas: 2, updatedReplicas: 2, conditions: [{ type: 'Available', status: 'True' }] as k8s.V1DeploymentCondition[] } };
+    const dep: k8s.V1Deployment = { metadata: { name: 'sig', namespace: 'val', generation: 1 }, spec: { replicas: 2, selector: {}, template: {} }, status: { observedGeneration: 1, replicas: 2, readyReplicas: 2, availableReplicas: 2, updatedReplicas: 2, conditions: [{ type: 'Available', status: 'True' }] as k8s.V1DeploymentCondition[] } };
     const { rec, done } = await run(api, fakeCaches({ deployments: [dep] }));
     expect(done).toBe(false);
     expect(api.applied.map((o) => `${o.kind} ${o.metadata!.name}`)).toEqual([`Job ${name}`]);
