@@ -31,21 +31,21 @@ export function describeSchema(version: AztecSchemaVersion): string {
   return version === 1
     ? 'Aztec schema 1: accepted by @aztec/validator-ha-signer 4.1.x (npm `latest`, 4.1.2) and 4.3.0-nightly.20260417, and by ' +
         'ha-signer; Aztec releases that include migration 2_add-checkpoint-number refuse it until `ha-signer migrate up --aztec-schema 2` ' +
-        "(or their own `migrate-ha-db up`)"
+        '(or their own `migrate-ha-db up`)'
     : 'Aztec schema 2: accepted by Aztec releases that include migration 2_add-checkpoint-number (none published on npm as of ' +
         '4.3.0-nightly.20260417) and by ha-signer; @aztec/validator-ha-signer 4.1.x and 4.3.0-nightly.20260417 refuse it ' +
         '("schema version 2 is newer than expected")';
 }
 
 const REMOVED_BY: Record<string, string> = {
-  '1700000000004_claim-lookup-index': 'the index idx_validator_duties_claim_lookup (ha-signer\'s own; no row touched)',
+  '1700000000004_claim-lookup-index': "the index idx_validator_duties_claim_lookup (ha-signer's own; no row touched)",
   '1700000000003_history-guards':
     'the TRUNCATE refusal on validator_duties and the watermark guard triggers (the view ha_signer_history_guard, which keeps ' +
     "Aztec's `migrate-ha-db down` from dropping the history, stays)",
   '1700000000002_ha-signer-protection':
     'the protection triggers on validator_duties (rollup binding HA001, watermark HA002, immutability HA003, foreign holder HA004, ' +
     'pruning HA005, notifications) and their functions',
-  '1700000000001_aztec-compatible-schema': 'only its entry in ha_signer_migrations (Aztec\'s tables stay, with every row)',
+  '1700000000001_aztec-compatible-schema': "only its entry in ha_signer_migrations (Aztec's tables stay, with every row)",
 };
 
 export function describeDown(
@@ -57,7 +57,7 @@ export function describeDown(
   const removed = reverted.map((name) => `${name}: ${REMOVED_BY[name] ?? 'its own objects'}`);
   const untouched = [
     `validator_duties: every row (${after.validatorDuties}, of which ${after.signedDuties} signed) and every column`,
-    'schema_version and Aztec\'s pgmigrations: unchanged; view ha_signer_history_guard (refuses DROP TABLE of the history): kept',
+    "schema_version and Aztec's pgmigrations: unchanged; view ha_signer_history_guard (refuses DROP TABLE of the history): kept",
     `ha_signer_watermarks: every row (${after.watermarks}); ha_signer_rollup_binding: kept`,
     'columns lease_expires_at and takeovers: kept (`migrate up` restores the same protection)',
   ];
@@ -77,7 +77,7 @@ export function describeDown(
       ? {
           protectionLost:
             `${protectionLost}; until \`ha-signer migrate up\` the database no longer refuses those pruned slots, so a node ` +
-            'without ha-signer (Aztec\'s package) could sign them again with another hash',
+            "without ha-signer (Aztec's package) could sign them again with another hash",
         }
       : {}),
     notes,

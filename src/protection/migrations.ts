@@ -100,7 +100,7 @@ async function up(client: pg.Client, options: MigrateOptions, rollup: string | u
   if (options.aztecSchema !== undefined && before.aztecVersion !== undefined && options.aztecSchema < before.aztecVersion) {
     throw new MigrationRefusedError(
       `--aztec-schema ${options.aztecSchema}: the database is at Aztec schema ${before.aztecVersion} and ha-signer never lowers it ` +
-        '(that would drop Aztec\'s checkpoint_number); Aztec nodes that only accept schema 1 cannot use this database',
+        "(that would drop Aztec's checkpoint_number); Aztec nodes that only accept schema 1 cannot use this database",
     );
   }
   if (rollup === undefined && before.boundRollup === undefined && before.counts.validatorDuties > 0) {
@@ -154,7 +154,7 @@ async function settleAztecSchema(client: pg.Client, options: MigrateOptions): Pr
     await client.query('ALTER TABLE validator_duties RENAME COLUMN checkpoint_number TO ha_signer_checkpoint_number');
     notes.push(
       'validator_duties.checkpoint_number (added by ha-signer < 0.2 at Aztec schema 1) was renamed to ha_signer_checkpoint_number, ' +
-        'values kept, so that Aztec\'s migration 2_add-checkpoint-number applies; `migrate up --aztec-schema 2` renames it back',
+        "values kept, so that Aztec's migration 2_add-checkpoint-number applies; `migrate up --aztec-schema 2` renames it back",
     );
   }
   if (pending <= 0) return { applied: [], notes };
@@ -207,7 +207,12 @@ async function down(client: pg.Client, options: MigrateOptions): Promise<Migrati
     ...(isAztecSchemaVersion(after.aztecVersion) ? { aztecSchemaVersion: after.aztecVersion } : {}),
     counts: after.counts,
     ...(after.boundRollup !== undefined ? { boundRollup: after.boundRollup } : {}),
-    ...describeDown(names, before.counts, after.counts, names.includes(PROTECTION_MIGRATION) && before.counts.watermarks > 0 ? await watermarksSummary(client) : undefined),
+    ...describeDown(
+      names,
+      before.counts,
+      after.counts,
+      names.includes(PROTECTION_MIGRATION) && before.counts.watermarks > 0 ? await watermarksSummary(client) : undefined,
+    ),
   };
 }
 

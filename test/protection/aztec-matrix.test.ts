@@ -21,15 +21,26 @@ async function aztecNode(release: AztecRelease, url: string, nodeId: string): Pr
   return node;
 }
 
-type DatabaseKind = 'created by ha-signer' | 'created by Aztec, adopted' | 'ha-signer at Aztec schema 2' | 'created by Aztec at schema 2, adopted';
-const KINDS: DatabaseKind[] = ['created by ha-signer', 'created by Aztec, adopted', 'ha-signer at Aztec schema 2', 'created by Aztec at schema 2, adopted'];
+type DatabaseKind =
+  'created by ha-signer' | 'created by Aztec, adopted' | 'ha-signer at Aztec schema 2' | 'created by Aztec at schema 2, adopted';
+const KINDS: DatabaseKind[] = [
+  'created by ha-signer',
+  'created by Aztec, adopted',
+  'ha-signer at Aztec schema 2',
+  'created by Aztec at schema 2, adopted',
+];
 const atSchema2 = (kind: DatabaseKind): boolean => kind.includes('schema 2');
 
 /** A database of `kind`, bound to ROLLUP; Aztec-created ones hold `preexisting` signed duties (slots 901-903) first. */
 async function database(kind: DatabaseKind): Promise<string> {
   const url = await createTestDatabase('matrix');
   if (kind === 'created by ha-signer' || kind === 'ha-signer at Aztec schema 2') {
-    await protection.runMigrations({ databaseUrl: url, direction: 'up', rollupAddress: ROLLUP, ...(atSchema2(kind) ? { aztecSchema: 2 as const } : {}) });
+    await protection.runMigrations({
+      databaseUrl: url,
+      direction: 'up',
+      rollupAddress: ROLLUP,
+      ...(atSchema2(kind) ? { aztecSchema: 2 as const } : {}),
+    });
     return url;
   }
   if (atSchema2(kind)) await aztecV2Migrate(url, 'up');
@@ -41,12 +52,13 @@ async function database(kind: DatabaseKind): Promise<string> {
   return url;
 }
 
-const versions = async (url: string): Promise<number[]> => (await sql<{ version: number }>(url, 'SELECT version FROM schema_version ORDER BY 1')).map((r) => r.version);
+const versions = async (url: string): Promise<number[]> =>
+  (await sql<{ version: number }>(url, 'SELECT version FROM schema_version ORDER BY 1')).map((r) => r.version);
 
 describe.each(KINDS)('database %s', (kind) => {
   const releases: AztecRelease[] = atSchema2(kind) ? ['v2'] : [...PUBLISHED];
 
-  it('has the Aztec schema version its nodes accept, recorded where Aztec\'s runner looks', async () => {
+  it("has the Aztec schema version its nodes accept, recorded where Aztec's runner looks", async () => {
     const url = await database(kind);
     expect(await versions(url)).toEqual(atSchema2(kind) ? [2] : [1]);
     const recorded = (await sql<{ name: string }>(url, 'SELECT name FROM pgmigrations ORDER BY run_on, id')).map((r) => r.name);
@@ -57,12 +69,14 @@ describe.each(KINDS)('database %s', (kind) => {
     expect(await versions(url)).toEqual(atSchema2(kind) ? [2] : [1]);
   });
 
-  it.each(releases)('Aztec %s initializes, starts and signs; both sides refuse the other\'s duty with another hash', async (release) => {
+  it.each(releases)("Aztec %s initializes, starts and signs; both sides refuse the other's duty with another hash", async (release) => {
     const url = await database(kind);
     const aztec = await aztecNode(release, url, `aztec-${release}`);
     const ours = await startSigner(url, { nodeId: 'ours' });
     await expect(aztec.sign(1, hash(1), fakeSignature(1))).resolves.toBe(fakeSignature(1));
-    await expect(ours.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).rejects.toMatchObject({ name: 'SlashingProtectionError' });
+    await expect(ours.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).rejects.toMatchObject({
+      name: 'SlashingProtectionError',
+    });
     await ours.signer.signWithProtection(VALIDATOR, hash(3), { ...attestation(2), checkpointNumber: 77n }, async () => fakeSignature(3));
     await expect(aztec.sign(2, hash(4), fakeSignature(4))).rejects.toMatchObject({ name: 'SlashingProtectionError' });
     await expect(aztec.sign(2, hash(3), fakeSignature(4))).rejects.toMatchObject({ name: 'DutyAlreadySignedError' });
@@ -85,7 +99,11 @@ describe.each(KINDS)('database %s', (kind) => {
     const ours = [await startSigner(url, { nodeId: 'ours-a' }), await startSigner(url, { nodeId: 'ours-b' })];
     const signers = [
       ...aztecs.map((node) => (slot: number, h: string, s: string) => node.sign(slot, h, s)),
-      ...ours.map(({ signer }) => (slot: number, h: string, s: string) => signer.signWithProtection(VALIDATOR, h, attestation(slot), async () => s)),
+      ...ours.map(
+        ({ signer }) =>
+          (slot: number, h: string, s: string) =>
+            signer.signWithProtection(VALIDATOR, h, attestation(slot), async () => s),
+      ),
     ];
     const slots = Array.from({ length: 24 }, (_, i) => 100 + i);
     const outcomes = await Promise.all(
@@ -106,7 +124,9 @@ describe.each(KINDS)('database %s', (kind) => {
       const won = results.filter((r) => r.status === 'fulfilled');
       expect(won, `slot ${slot}`).toHaveLength(1);
       for (const lost of results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')) {
-        expect(['DutyAlreadySignedError', 'SlashingProtectionError', 'DutyInProgressError'], String(lost.reason)).toContain((lost.reason as Error).name);
+        expect(['DutyAlreadySignedError', 'SlashingProtectionError', 'DutyInProgressError'], String(lost.reason)).toContain(
+          (lost.reason as Error).name,
+        );
       }
       const row = rows.find((r) => Number(r.slot) === slot)!;
       const winner = (won[0] as PromiseFulfilledResult<{ h: string; signature: string }>).value;
@@ -145,8 +165,12 @@ describe("Aztec's schema 2 on ha-signer's databases", () => {
     await aztec.stop();
     const report = await protection.migrate({ databaseUrl: url, direction: 'up', aztecSchema: 2 });
     expect(report).toMatchObject({ applied: ['aztec:2_add-checkpoint-number'], aztecSchemaVersion: 2 });
-    expect(report.acceptedBy).toMatch(/Aztec schema 2: accepted by Aztec releases that include migration 2_add-checkpoint-number.*4\.1\.x and 4\.3\.0-nightly\.20260417 refuse it/);
-    expect(await sql(url, 'SELECT slot, status, checkpoint_number FROM validator_duties')).toEqual([{ slot: '1', status: 'signed', checkpoint_number: '0' }]);
+    expect(report.acceptedBy).toMatch(
+      /Aztec schema 2: accepted by Aztec releases that include migration 2_add-checkpoint-number.*4\.1\.x and 4\.3\.0-nightly\.20260417 refuse it/,
+    );
+    expect(await sql(url, 'SELECT slot, status, checkpoint_number FROM validator_duties')).toEqual([
+      { slot: '1', status: 'signed', checkpoint_number: '0' },
+    ]);
     await expect(protection.migrate({ databaseUrl: url, direction: 'up', aztecSchema: 1 })).rejects.toThrow(/never lowers it/);
     const fresh = await protection.migrate({ databaseUrl: await createTestDatabase('v1up'), direction: 'up' });
     expect(fresh).toMatchObject({ aztecSchemaVersion: 1 });
@@ -160,6 +184,8 @@ describe("Aztec's schema 2 on ha-signer's databases", () => {
     await expect(startSigner(url)).rejects.toThrow(/schema_version 2 but validator_duties has no checkpoint_number/);
     await sql(url, 'UPDATE schema_version SET version = 3');
     await expect(startSigner(url)).rejects.toThrow(/schema_version 3 is not one this signer knows/);
-    await expect(protection.runMigrations({ databaseUrl: url, direction: 'up' })).rejects.toThrow(/Aztec schema 3, which this ha-signer does not know/);
+    await expect(protection.runMigrations({ databaseUrl: url, direction: 'up' })).rejects.toThrow(
+      /Aztec schema 3, which this ha-signer does not know/,
+    );
   });
 });

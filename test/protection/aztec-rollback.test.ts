@@ -8,7 +8,17 @@ import { runner } from 'node-pg-migrate';
 import * as protection from '../../src/protection/index.js';
 import { HA_SIGNER_MIGRATIONS } from '../../src/protection/schema.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { OTHER_ROLLUP, ROLLUP, VALIDATOR, attestation, fakeSignature, hash, sql, startSigner, stopAllSigners } from '../support/protection.js';
+import {
+  OTHER_ROLLUP,
+  ROLLUP,
+  VALIDATOR,
+  attestation,
+  fakeSignature,
+  hash,
+  sql,
+  startSigner,
+  stopAllSigners,
+} from '../support/protection.js';
 import { type AztecNode, type AztecRelease, PUBLISHED, aztecMigrate, aztecV2Migrate, startAztecNode } from './aztec-support.js';
 
 const PROTECTION = '1700000000002_ha-signer-protection';
@@ -25,7 +35,12 @@ type Kind = 'created by ha-signer' | 'ha-signer at Aztec schema 2' | 'created by
 async function database(kind: Kind): Promise<string> {
   const url = await createTestDatabase('rollback');
   if (kind === 'created by ha-signer' || kind === 'ha-signer at Aztec schema 2') {
-    await protection.runMigrations({ databaseUrl: url, direction: 'up', rollupAddress: ROLLUP, ...(kind === 'created by ha-signer' ? {} : { aztecSchema: 2 as const }) });
+    await protection.runMigrations({
+      databaseUrl: url,
+      direction: 'up',
+      rollupAddress: ROLLUP,
+      ...(kind === 'created by ha-signer' ? {} : { aztecSchema: 2 as const }),
+    });
     return url;
   }
   if (kind === 'created by Aztec, adopted') await aztecMigrate('4.1.2', url, 'up');
@@ -38,19 +53,27 @@ async function database(kind: Kind): Promise<string> {
 }
 
 const snapshot = (url: string) =>
-  sql(url, 'SELECT slot, duty_type, status, message_hash, signature FROM validator_duties ORDER BY slot, duty_type, block_index_within_checkpoint');
-const aztecVersion = async (url: string): Promise<number[]> => (await sql<{ version: number }>(url, 'SELECT version FROM schema_version ORDER BY 1')).map((r) => r.version);
+  sql(
+    url,
+    'SELECT slot, duty_type, status, message_hash, signature FROM validator_duties ORDER BY slot, duty_type, block_index_within_checkpoint',
+  );
+const aztecVersion = async (url: string): Promise<number[]> =>
+  (await sql<{ version: number }>(url, 'SELECT version FROM schema_version ORDER BY 1')).map((r) => r.version);
 const releasesFor = async (url: string): Promise<AztecRelease[]> => ((await aztecVersion(url)).includes(2) ? ['v2'] : [...PUBLISHED]);
 
 /** Signs 1-3 (ha-signer) and 10 (Aztec), then prunes 1-3: watermark 3. */
 async function withPrunedHistory(url: string): Promise<void> {
   const ours = await startSigner(url, { nodeId: 'ours' });
-  for (const slot of [1, 2, 3]) await ours.signer.signWithProtection(VALIDATOR, hash(slot), attestation(slot), async () => fakeSignature(slot));
+  for (const slot of [1, 2, 3])
+    await ours.signer.signWithProtection(VALIDATOR, hash(slot), attestation(slot), async () => fakeSignature(slot));
   const aztec = await startAztecNode((await releasesFor(url))[0]!, url, 'aztec-10');
   await aztec.sign(10, hash(10), fakeSignature(10));
   await aztec.stop();
   // Backdating is a fixture: bypass the immutability trigger for this session only.
-  await sql(url, `SET session_replication_role = replica; UPDATE validator_duties SET started_at = started_at - interval '2 hours', completed_at = completed_at - interval '2 hours' WHERE slot <= 3`);
+  await sql(
+    url,
+    `SET session_replication_role = replica; UPDATE validator_duties SET started_at = started_at - interval '2 hours', completed_at = completed_at - interval '2 hours' WHERE slot <= 3`,
+  );
   expect(await ours.db.cleanupOldDuties(3_600_000)).toBe(3);
   expect(await sql(url, 'SELECT low_slot FROM ha_signer_watermarks')).toEqual([{ low_slot: '3' }]);
   await stopAllSigners();
@@ -67,11 +90,18 @@ async function expectAztecRefusesResigning(url: string, prunedGuarded: boolean):
     }
     await node.stop();
   }
-  expect(await sql(url, 'SELECT slot, message_hash FROM validator_duties WHERE slot IN (2, 10)')).toEqual([{ slot: '10', message_hash: hash(10) }]);
+  expect(await sql(url, 'SELECT slot, message_hash FROM validator_duties WHERE slot IN (2, 10)')).toEqual([
+    { slot: '10', message_hash: hash(10) },
+  ]);
 }
 
-describe.each<Kind>(['created by ha-signer', 'ha-signer at Aztec schema 2', 'created by Aztec, adopted', 'created by Aztec at schema 2, adopted'])('rolling back a database %s', (kind) => {
-  it('every step keeps every row; signed and pruned duties stay refused; Aztec\'s runner cannot drop the history', async () => {
+describe.each<Kind>([
+  'created by ha-signer',
+  'ha-signer at Aztec schema 2',
+  'created by Aztec, adopted',
+  'created by Aztec at schema 2, adopted',
+])('rolling back a database %s', (kind) => {
+  it("every step keeps every row; signed and pruned duties stay refused; Aztec's runner cannot drop the history", async () => {
     const url = await database(kind);
     await withPrunedHistory(url);
     const rows = await snapshot(url);
@@ -87,7 +117,9 @@ describe.each<Kind>(['created by ha-signer', 'ha-signer at Aztec schema 2', 'cre
         await expectAztecRefusesResigning(url, true);
         const forced = await protection.migrate({ databaseUrl: url, direction: 'down', force: true });
         expect(forced.applied).toEqual([name]);
-        expect(forced.protectionLost).toMatch(/1 validator\(s\) have pruned history.*until `ha-signer migrate up` the database no longer refuses those pruned slots/);
+        expect(forced.protectionLost).toMatch(
+          /1 validator\(s\) have pruned history.*until `ha-signer migrate up` the database no longer refuses those pruned slots/,
+        );
         guarded = false;
       } else {
         const report = await protection.migrate({ databaseUrl: url, direction: 'down' });
@@ -119,15 +151,18 @@ describe.each<Kind>(['created by ha-signer', 'ha-signer at Aztec schema 2', 'cre
     expect(await snapshot(url)).toEqual(rows);
     await expectAztecRefusesResigning(url, true);
     const ours = await startSigner(url, { nodeId: 'after' });
-    await expect(ours.signer.signWithProtection(VALIDATOR, hash(0x2002), attestation(2), async () => fakeSignature(2))).rejects.toMatchObject({ name: 'SlashingProtectionError' });
+    await expect(
+      ours.signer.signWithProtection(VALIDATOR, hash(0x2002), attestation(2), async () => fakeSignature(2)),
+    ).rejects.toMatchObject({ name: 'SlashingProtectionError' });
   });
 });
 
 describe('rollbacks through the library call (runMigrations), as before 0.2', () => {
-  it('a full rollback keeps every row, and after Aztec\'s migrate-ha-db up a signed duty stays refused with another hash', async () => {
+  it("a full rollback keeps every row, and after Aztec's migrate-ha-db up a signed duty stays refused with another hash", async () => {
     const url = await database('created by ha-signer');
     const ours = await startSigner(url, { nodeId: 'ours' });
-    for (const slot of [1, 2, 3]) await ours.signer.signWithProtection(VALIDATOR, hash(slot), attestation(slot), async () => fakeSignature(slot));
+    for (const slot of [1, 2, 3])
+      await ours.signer.signWithProtection(VALIDATOR, hash(slot), attestation(slot), async () => fakeSignature(slot));
     await stopAllSigners();
     const rows = await snapshot(url);
     await protection.runMigrations({ databaseUrl: url, direction: 'down', count: 10 });
@@ -174,8 +209,12 @@ describe('adoption of an existing Aztec HA database', () => {
     const current = await startAztecNode('4.1.2', url, 'current-node');
     for (const slot of [901, 903]) await current.sign(slot, hash(slot), fakeSignature(slot));
     await current.stop();
-    await sql(url, `INSERT INTO validator_duties (rollup_address, validator_address, slot, block_number, block_index_within_checkpoint, duty_type, status, message_hash, node_id, lock_token, signature, completed_at)
-                    VALUES ($1, $2, 50, 7, -1, 'ATTESTATION', 'signed', $3, 'old-rollup-node', 't', $4, now())`, [OTHER_ROLLUP, VALIDATOR, hash(50), fakeSignature(50)]);
+    await sql(
+      url,
+      `INSERT INTO validator_duties (rollup_address, validator_address, slot, block_number, block_index_within_checkpoint, duty_type, status, message_hash, node_id, lock_token, signature, completed_at)
+                    VALUES ($1, $2, 50, 7, -1, 'ATTESTATION', 'signed', $3, 'old-rollup-node', 't', $4, now())`,
+      [OTHER_ROLLUP, VALIDATOR, hash(50), fakeSignature(50)],
+    );
     return url;
   }
 
@@ -183,8 +222,12 @@ describe('adoption of an existing Aztec HA database', () => {
     const url = await aztecDatabaseWithTwoRollups();
     const refusal = protection.runMigrations({ databaseUrl: url, direction: 'up' });
     await expect(refusal).rejects.toBeInstanceOf(protection.MigrationRefusedError);
-    await expect(refusal).rejects.toThrow(new RegExp(`found: ${ROLLUP} \\(newest slot 903, 2 duties\\), ${OTHER_ROLLUP} \\(newest slot 50, 1 duties\\).*--rollup-address`));
-    expect(await sql(url, `SELECT to_regclass('ha_signer_migrations') AS m, to_regclass('ha_signer_rollup_binding') AS b`)).toEqual([{ m: null, b: null }]);
+    await expect(refusal).rejects.toThrow(
+      new RegExp(`found: ${ROLLUP} \\(newest slot 903, 2 duties\\), ${OTHER_ROLLUP} \\(newest slot 50, 1 duties\\).*--rollup-address`),
+    );
+    expect(await sql(url, `SELECT to_regclass('ha_signer_migrations') AS m, to_regclass('ha_signer_rollup_binding') AS b`)).toEqual([
+      { m: null, b: null },
+    ]);
 
     // With it: bound to the named rollup; the old rollup's node can neither write nor wipe; current nodes sign.
     await protection.runMigrations({ databaseUrl: url, direction: 'up', rollupAddress: ROLLUP });
@@ -201,8 +244,12 @@ describe('adoption of an existing Aztec HA database', () => {
     const url = await createTestDatabase('adoptlive');
     await aztecMigrate('nightly', url, 'up');
     // A crashed Aztec node's claim: status signing, no lease.
-    await sql(url, `INSERT INTO validator_duties (rollup_address, validator_address, slot, block_number, block_index_within_checkpoint, duty_type, status, message_hash, node_id, lock_token)
-                    VALUES ($1, $2, 5, 7, -1, 'ATTESTATION', 'signing', $3, 'crashed', 'tok')`, [ROLLUP, VALIDATOR, hash(5)]);
+    await sql(
+      url,
+      `INSERT INTO validator_duties (rollup_address, validator_address, slot, block_number, block_index_within_checkpoint, duty_type, status, message_hash, node_id, lock_token)
+                    VALUES ($1, $2, 5, 7, -1, 'ATTESTATION', 'signing', $3, 'crashed', 'tok')`,
+      [ROLLUP, VALIDATOR, hash(5)],
+    );
     const live = await startAztecNode('4.1.2', url, 'live');
     nodes.push(live);
     const released: number[] = [];
@@ -218,27 +265,48 @@ describe('adoption of an existing Aztec HA database', () => {
     while (released.length < during + 5) await new Promise((resolve) => setTimeout(resolve, 10));
     stop = true;
     await signing;
-    const rows = await sql<{ slot: string; message_hash: string; status: string }>(url, 'SELECT slot, message_hash, status FROM validator_duties WHERE slot >= 100 ORDER BY slot');
+    const rows = await sql<{ slot: string; message_hash: string; status: string }>(
+      url,
+      'SELECT slot, message_hash, status FROM validator_duties WHERE slot >= 100 ORDER BY slot',
+    );
     expect(rows.map((r) => Number(r.slot))).toEqual(released);
     for (const row of rows) expect(row).toMatchObject({ status: 'signed', message_hash: hash(Number(row.slot)) });
 
     const ours = await startSigner(url, { nodeId: 'ours', maxStuckDutiesAgeMs: 1_000, signingTimeoutMs: 500 });
-    await sql(url, `SET session_replication_role = replica; UPDATE validator_duties SET started_at = started_at - interval '1 hour' WHERE slot = 5`);
-    await expect(ours.signer.signWithProtection(VALIDATOR, hash(6), attestation(5), async () => fakeSignature(6))).rejects.toMatchObject({ name: expect.stringMatching(/DutyAlreadySignedError|DutyInProgressError/) });
-    expect(await sql(url, 'SELECT status, message_hash, node_id FROM validator_duties WHERE slot = 5')).toEqual([{ status: 'signing', message_hash: hash(5), node_id: 'crashed' }]);
+    await sql(
+      url,
+      `SET session_replication_role = replica; UPDATE validator_duties SET started_at = started_at - interval '1 hour' WHERE slot = 5`,
+    );
+    await expect(ours.signer.signWithProtection(VALIDATOR, hash(6), attestation(5), async () => fakeSignature(6))).rejects.toMatchObject({
+      name: expect.stringMatching(/DutyAlreadySignedError|DutyInProgressError/),
+    });
+    expect(await sql(url, 'SELECT status, message_hash, node_id FROM validator_duties WHERE slot = 5')).toEqual([
+      { status: 'signing', message_hash: hash(5), node_id: 'crashed' },
+    ]);
   });
 });
 
 describe('databases migrated by ha-signer before 0.2 (checkpoint_number at Aztec schema 1)', () => {
   async function oldDatabase(): Promise<string> {
     const url = await createTestDatabase('old');
-    await runner({ databaseUrl: url, dir: OLD_MIGRATIONS, direction: 'up', migrationsTable: 'ha_signer_migrations', log: () => {}, singleTransaction: true });
-    await sql(url, `INSERT INTO validator_duties (rollup_address, validator_address, slot, block_number, block_index_within_checkpoint, duty_type, status, message_hash, node_id, lock_token, signature, completed_at, checkpoint_number)
-                    VALUES ($1, $2, 1, 7, -1, 'ATTESTATION', 'signed', $3, 'old', 't', $4, now(), 5)`, [ROLLUP, VALIDATOR, hash(1), fakeSignature(1)]);
+    await runner({
+      databaseUrl: url,
+      dir: OLD_MIGRATIONS,
+      direction: 'up',
+      migrationsTable: 'ha_signer_migrations',
+      log: () => {},
+      singleTransaction: true,
+    });
+    await sql(
+      url,
+      `INSERT INTO validator_duties (rollup_address, validator_address, slot, block_number, block_index_within_checkpoint, duty_type, status, message_hash, node_id, lock_token, signature, completed_at, checkpoint_number)
+                    VALUES ($1, $2, 1, 7, -1, 'ATTESTATION', 'signed', $3, 'old', 't', $4, now(), 5)`,
+      [ROLLUP, VALIDATOR, hash(1), fakeSignature(1)],
+    );
     return url;
   }
 
-  it('migrate up keeps schema 1 consistent (values kept aside) so Aztec\'s migration 2 applies; --aztec-schema 2 brings them back', async () => {
+  it("migrate up keeps schema 1 consistent (values kept aside) so Aztec's migration 2 applies; --aztec-schema 2 brings them back", async () => {
     const url = await oldDatabase();
     const report = await protection.migrate({ databaseUrl: url, direction: 'up' });
     expect(report.aztecSchemaVersion).toBe(1);
@@ -265,6 +333,8 @@ describe('databases migrated by ha-signer before 0.2 (checkpoint_number at Aztec
     nodes.push(v2);
     await expect(v2.sign(1, hash(2), fakeSignature(2))).rejects.toMatchObject({ name: 'SlashingProtectionError' });
     const ours = await startSigner(url);
-    await expect(ours.signer.signWithProtection(VALIDATOR, hash(3), attestation(3), async () => fakeSignature(3))).resolves.toBe(fakeSignature(3));
+    await expect(ours.signer.signWithProtection(VALIDATOR, hash(3), attestation(3), async () => fakeSignature(3))).resolves.toBe(
+      fakeSignature(3),
+    );
   });
 });

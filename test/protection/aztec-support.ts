@@ -30,7 +30,12 @@ export interface AztecNode {
 interface AztecSignerLike {
   start(): Promise<void>;
   stop(): Promise<void>;
-  signWithProtection(validator: unknown, messageHash: unknown, context: unknown, signFn: (hash: unknown) => Promise<unknown>): Promise<unknown>;
+  signWithProtection(
+    validator: unknown,
+    messageHash: unknown,
+    context: unknown,
+    signFn: (hash: unknown) => Promise<unknown>,
+  ): Promise<unknown>;
 }
 
 const config = (databaseUrl: string, nodeId: string, rollup: string) => ({
@@ -55,7 +60,8 @@ class AztecV2Database extends Aztec412Database {
   }
 
   override async initialize(): Promise<void> {
-    const version = (await this.versionPool.query<{ version: number }>('SELECT version FROM schema_version ORDER BY version DESC LIMIT 1')).rows[0]?.version;
+    const version = (await this.versionPool.query<{ version: number }>('SELECT version FROM schema_version ORDER BY version DESC LIMIT 1'))
+      .rows[0]?.version;
     if (version === undefined) throw new Error('Database schema not initialized. Please run migrations first');
     if (version < 2) throw new Error(`Database schema version ${version} is outdated (expected 2)`);
     if (version > 2) throw new Error(`Database schema version ${version} is newer than expected (2)`);

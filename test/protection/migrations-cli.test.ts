@@ -3,7 +3,17 @@ import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HA_SIGNER_MIGRATIONS } from '../../src/protection/schema.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { OTHER_ROLLUP, ROLLUP, VALIDATOR, attestation, fakeSignature, hash, sql, startSigner, stopAllSigners } from '../support/protection.js';
+import {
+  OTHER_ROLLUP,
+  ROLLUP,
+  VALIDATOR,
+  attestation,
+  fakeSignature,
+  hash,
+  sql,
+  startSigner,
+  stopAllSigners,
+} from '../support/protection.js';
 import { aztecMigrate, startAztecNode } from './aztec-support.js';
 
 afterEach(stopAllSigners);
@@ -40,7 +50,10 @@ describe('ha-signer migrate flags', () => {
     const result = await runCli(['migrate', 'up', '--database-url', url, '--rollup-address', ROLLUP, '--aztec-schema', '2']);
     expect(result.code, result.stderr).toBe(0);
     const report = lastJson(result.stdout);
-    expect(report).toMatchObject({ aztecSchemaVersion: 2, applied: [...HA_SIGNER_MIGRATIONS, 'aztec:1_initial-schema', 'aztec:2_add-checkpoint-number'] });
+    expect(report).toMatchObject({
+      aztecSchemaVersion: 2,
+      applied: [...HA_SIGNER_MIGRATIONS, 'aztec:1_initial-schema', 'aztec:2_add-checkpoint-number'],
+    });
     expect(String(report.acceptedBy)).toMatch(/4\.1\.x and 4\.3\.0-nightly\.20260417 refuse it/);
   });
 
@@ -48,8 +61,12 @@ describe('ha-signer migrate flags', () => {
     const url = await createTestDatabase('cliforce');
     expect((await runCli(['migrate', 'up', '--database-url', url, '--rollup-address', ROLLUP])).code).toBe(0);
     const ours = await startSigner(url);
-    for (const slot of [1, 2]) await ours.signer.signWithProtection(VALIDATOR, hash(slot), attestation(slot), async () => fakeSignature(slot));
-    await sql(url, `SET session_replication_role = replica; UPDATE validator_duties SET started_at = started_at - interval '2 hours' WHERE slot = 1`);
+    for (const slot of [1, 2])
+      await ours.signer.signWithProtection(VALIDATOR, hash(slot), attestation(slot), async () => fakeSignature(slot));
+    await sql(
+      url,
+      `SET session_replication_role = replica; UPDATE validator_duties SET started_at = started_at - interval '2 hours' WHERE slot = 1`,
+    );
     expect(await ours.db.cleanupOldDuties(3_600_000)).toBe(1);
     await stopAllSigners();
     const all = String(HA_SIGNER_MIGRATIONS.length);
