@@ -66,6 +66,21 @@ function checkLogSettings(env: NodeJS.ProcessEnv): void {
   if (format !== undefined && format.trim() !== '') parseLogFormat(LOG_ENV.format, format);
 }
 
+/** `ha-signer help [command [subcommand]]`: the global usage, or that command's. */
+async function helpFor([name, subcommand]: string[]): Promise<string> {
+  if (name === undefined || name.startsWith('-')) return USAGE;
+  if (!isCommand(name)) throw new UsageError(`unknown command ${JSON.stringify(name)}; run ha-signer --help`);
+  return (await COMMANDS[name]()).usage(subcommand);
+}
+
+function isUsageError(error: unknown): boolean {
+  return (
+    error instanceof UsageError ||
+    error instanceof ConfigError ||
+    ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ?? false)
+  );
+}
+
 export async function main(argv: string[]): Promise<number> {
   let name: string | undefined;
   try {
@@ -81,9 +96,7 @@ export async function main(argv: string[]): Promise<number> {
       case '--help':
       case '-h':
       case 'help':
-        if (rest[0] === undefined || rest[0].startsWith('-')) console.log(USAGE);
-        else if (isCommand(rest[0])) console.log((await COMMANDS[rest[0]]()).usage(rest[1]));
-        else throw new UsageError(`unknown command ${JSON.stringify(rest[0])}; run ha-signer --help`);
+        console.log(await helpFor(rest));
         return 0;
       case undefined:
         console.error(USAGE);
@@ -98,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
     await command.run(rest);
     return 0;
   } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (isUsageError(error)) {
       console.error(`ha-signer: ${(error as Error).message}`);
       return 2;
     }

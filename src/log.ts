@@ -22,7 +22,11 @@ export const LOG_ENV = { level: SIGNER_ENV.logLevel, format: 'HA_SIGNER_LOG_FORM
 /** A log setting that is not one of its allowed values; `field` names the flag or variable. */
 export class LogSettingError extends Error {
   readonly code = 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'; // the CLI answers it as a usage error (exit 2)
-  constructor(readonly field: string, value: string, allowed: readonly string[]) {
+  constructor(
+    readonly field: string,
+    value: string,
+    allowed: readonly string[],
+  ) {
     super(`${field}: expected one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
   }
 }
@@ -71,7 +75,8 @@ export function createLogger(options: CreateLoggerOptions): Logger {
   const fd = options.destination === 'stderr' ? 2 : 1;
   const stream = fd === 2 ? process.stderr : process.stdout;
   const rawFormat = env[LOG_ENV.format];
-  const format = options.format ?? (rawFormat && rawFormat.trim() !== '' ? parseLogFormat(LOG_ENV.format, rawFormat) : stream.isTTY ? 'pretty' : 'json');
+  const format =
+    options.format ?? (rawFormat && rawFormat.trim() !== '' ? parseLogFormat(LOG_ENV.format, rawFormat) : stream.isTTY ? 'pretty' : 'json');
   return pino(
     {
       level,
@@ -101,7 +106,14 @@ function output(fd: 1 | 2, pretty: boolean, colorize: boolean, onWriteError: (er
 function prettyStream(destination: DestinationStream, colorize: boolean): (DestinationStream & NodeJS.EventEmitter) | undefined {
   try {
     const pretty = createRequire(import.meta.url)('pino-pretty') as (options: object) => DestinationStream & NodeJS.EventEmitter;
-    return pretty({ destination, sync: true, colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,component', messageFormat: '({component}) {msg}' });
+    return pretty({
+      destination,
+      sync: true,
+      colorize,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname,component',
+      messageFormat: '({component}) {msg}',
+    });
   } catch {
     return undefined;
   }

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { ENV, parseDatabaseUrl } from '../protection/index.js';
 
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 /** A malformed command line: the CLI prints the message and exits 2. The message names the flag and the fix. */
 export class UsageError extends Error {}

@@ -57,7 +57,12 @@ async function withClient<T>(url: string, body: (client: pg.Client) => Promise<T
 }
 
 async function runExport(args: string[]): Promise<void> {
-  const { values, positionals } = parseFlags('history export', args, { output: { type: 'string', short: 'o' }, 'database-url': { type: 'string' } }, true);
+  const { values, positionals } = parseFlags(
+    'history export',
+    args,
+    { output: { type: 'string', short: 'o' }, 'database-url': { type: 'string' } },
+    true,
+  );
   if (positionals.length) throw new UsageError(`history export takes no arguments, got ${positionals.join(' ')} (use --output FILE)`);
   const url = databaseUrlFrom(values['database-url']);
   const output = values.output;
@@ -78,12 +83,24 @@ async function runExport(args: string[]): Promise<void> {
   }
   const duties = document.data.reduce((n, v) => n + v.signedDuties.length, 0);
   const watermarks = document.data.filter((v) => v.lowWatermarkSlot !== null).length;
-  log.info({ rollupAddress: document.metadata.rollupAddress, validators: document.data.length, duties, watermarks, output: output ?? 'stdout' }, 'history exported');
-  if (inProgress > 0) log.warn({ inProgress }, `${inProgress} duties were in progress and are not in the export (no signature yet); export again when the signers are idle, or raise the watermarks after a restore`);
+  log.info(
+    { rollupAddress: document.metadata.rollupAddress, validators: document.data.length, duties, watermarks, output: output ?? 'stdout' },
+    'history exported',
+  );
+  if (inProgress > 0)
+    log.warn(
+      { inProgress },
+      `${inProgress} duties were in progress and are not in the export (no signature yet); export again when the signers are idle, or raise the watermarks after a restore`,
+    );
 }
 
 async function runImport(args: string[]): Promise<void> {
-  const { values, positionals } = parseFlags('history import', args, { 'dry-run': { type: 'boolean' }, 'database-url': { type: 'string' } }, true);
+  const { values, positionals } = parseFlags(
+    'history import',
+    args,
+    { 'dry-run': { type: 'boolean' }, 'database-url': { type: 'string' } },
+    true,
+  );
   if (positionals.length !== 1) throw new UsageError('history import needs one FILE (the interchange document; - reads stdin)');
   const file = positionals[0]!;
   const url = databaseUrlFrom(values['database-url']);
@@ -103,7 +120,8 @@ async function runImport(args: string[]): Promise<void> {
   }
   const log = createLogger({ component: 'history' });
   const report = await withClient(url, (client) => importHistory(client, document, { dryRun: values['dry-run'] === true }));
-  for (const conflict of report.conflicts.slice(0, MAX_CONFLICT_LINES)) log.warn({ conflict }, `conflict, not applied: ${conflict.validator} slot ${conflict.slot} ${conflict.dutyType}: ${conflict.reason}`);
+  for (const conflict of report.conflicts.slice(0, MAX_CONFLICT_LINES))
+    log.warn({ conflict }, `conflict, not applied: ${conflict.validator} slot ${conflict.slot} ${conflict.dutyType}: ${conflict.reason}`);
   if (report.conflicts.length > MAX_CONFLICT_LINES) log.warn(`${report.conflicts.length - MAX_CONFLICT_LINES} more conflicts not listed`);
   const { conflicts, ...summary } = report;
   log.info({ ...summary, conflicts: conflicts.length }, report.dryRun ? 'history import dry run: nothing changed' : 'history imported');

@@ -19,7 +19,10 @@ async function run(args: string[]): Promise<void> {
   if (!values.from) throw new UsageError('rebind-rollup needs --from <the rollup address the database is bound to>');
   if (!values.to) throw new UsageError('rebind-rollup needs --to <the new rollup address>');
   await rebindRollup(databaseUrlFrom(values['database-url']), values.from, values.to);
-  createLogger({ component: 'rebind-rollup' }).info({ from: values.from.toLowerCase(), to: values.to.toLowerCase() }, 'rollup binding changed');
+  createLogger({ component: 'rebind-rollup' }).info(
+    { from: values.from.toLowerCase(), to: values.to.toLowerCase() },
+    'rollup binding changed',
+  );
 }
 
 export const command: Command = { usage: () => USAGE, run };

@@ -26,10 +26,13 @@ async function raise(args: string[]): Promise<void> {
   if (positionals.length) throw new UsageError(`watermark raise takes no arguments, got ${positionals.join(' ')}`);
   const validators = values.validator ?? [];
   if (validators.length === 0) throw new UsageError('watermark raise needs --validator 0x.. (the validator address; repeat for several)');
-  for (const v of validators) if (!/^0x[0-9a-fA-F]{40}$/.test(v)) throw new UsageError(`--validator: expected 0x followed by 40 hex digits, got ${JSON.stringify(v)}`);
+  for (const v of validators)
+    if (!/^0x[0-9a-fA-F]{40}$/.test(v))
+      throw new UsageError(`--validator: expected 0x followed by 40 hex digits, got ${JSON.stringify(v)}`);
   const slot = values.slot;
   if (slot === undefined) throw new UsageError('watermark raise needs --slot N (no duty at or below it will be signed)');
-  if (!/^(0|[1-9][0-9]*)$/.test(slot) || BigInt(slot) > (1n << 63n) - 1n) throw new UsageError(`--slot: expected a non-negative integer (at most 2^63-1), got ${JSON.stringify(slot)}`);
+  if (!/^(0|[1-9][0-9]*)$/.test(slot) || BigInt(slot) > (1n << 63n) - 1n)
+    throw new UsageError(`--slot: expected a non-negative integer (at most 2^63-1), got ${JSON.stringify(slot)}`);
   const url = databaseUrlFrom(values['database-url']);
   const log = createLogger({ component: 'watermark' });
   const client = new pg.Client({ connectionString: url, application_name: 'ha-signer watermark' });
@@ -38,8 +41,13 @@ async function raise(args: string[]): Promise<void> {
   try {
     for (const validator of validators) {
       const result = await raiseWatermark(client, validator, slot);
-      if (result.raised) log.info(result, `low watermark of ${result.validator} raised from ${result.previous ?? '(none)'} to ${result.lowWatermarkSlot}`);
-      else log.warn(result, `low watermark of ${result.validator} unchanged: already at ${result.lowWatermarkSlot}, at or above ${slot} (never lowered)`);
+      if (result.raised)
+        log.info(result, `low watermark of ${result.validator} raised from ${result.previous ?? '(none)'} to ${result.lowWatermarkSlot}`);
+      else
+        log.warn(
+          result,
+          `low watermark of ${result.validator} unchanged: already at ${result.lowWatermarkSlot}, at or above ${slot} (never lowered)`,
+        );
     }
   } finally {
     await client.end().catch(() => {});

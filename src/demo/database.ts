@@ -16,7 +16,11 @@ export async function demoDatabase(flagUrl: string | undefined): Promise<DemoDat
   const given = flagUrl ?? process.env[ENV.databaseUrl];
   if (given !== undefined && given.trim() !== '') {
     const url = parseDatabaseUrl(flagUrl !== undefined ? '--database-url' : ENV.databaseUrl, given);
-    return { url, description: `${flagUrl !== undefined ? '--database-url' : ENV.databaseUrl} (existing PostgreSQL)`, stop: async () => {} };
+    return {
+      url,
+      description: `${flagUrl !== undefined ? '--database-url' : ENV.databaseUrl} (existing PostgreSQL)`,
+      stop: async () => {},
+    };
   }
   const embedded = await import('../dev/embedded-postgres.js');
   let server: Awaited<ReturnType<typeof embedded.startEmbeddedPostgres>>;

@@ -15,7 +15,8 @@ export interface Duty {
   vote: boolean;
 }
 
-export const dutyKey = (validator: string, slot: number | string, dutyType: string, blockIndex: number): string => `${validator}/${slot}/${dutyType}/${blockIndex}`;
+export const dutyKey = (validator: string, slot: number | string, dutyType: string, blockIndex: number): string =>
+  `${validator}/${slot}/${dutyType}/${blockIndex}`;
 
 export function dutiesOfSlot(slot: number, validators: string[]): Duty[] {
   const duties: Duty[] = [];
@@ -48,14 +49,24 @@ export function payloadOf(duty: Duty, nodeIndex: number): { messageHash: Hex; ty
     const typedData = voteTypedData(duty);
     return { messageHash: hashTypedData(typedData), typedData };
   }
-  const divergent = duty.dutyType === DutyType.BLOCK_PROPOSAL && duty.blockIndexWithinCheckpoint === 0 && duty.slot % EQUIVOCATION_EVERY === 0 && nodeIndex === 2;
+  const divergent =
+    duty.dutyType === DutyType.BLOCK_PROPOSAL &&
+    duty.blockIndexWithinCheckpoint === 0 &&
+    duty.slot % EQUIVOCATION_EVERY === 0 &&
+    nodeIndex === 2;
   return { messageHash: keccak256(stringToHex(`${ROLLUP}/${duty.key}${divergent ? '/another-block' : ''}`)) };
 }
 
 function voteTypedData(duty: Duty) {
   return {
     domain: { name: 'Demo Governance', version: '1', chainId: 31337, verifyingContract: ROLLUP as Hex },
-    types: { Vote: [{ name: 'slot', type: 'uint256' }, { name: 'kind', type: 'string' }, { name: 'validator', type: 'address' }] },
+    types: {
+      Vote: [
+        { name: 'slot', type: 'uint256' },
+        { name: 'kind', type: 'string' },
+        { name: 'validator', type: 'address' },
+      ],
+    },
     primaryType: 'Vote' as const,
     message: { slot: String(duty.slot), kind: duty.dutyType, validator: duty.validator as Hex },
   };

@@ -18,10 +18,12 @@ export interface FakeWeb3Signer {
 }
 
 export async function startFakeWeb3Signer(privateKeys: Hex[], host = '127.0.0.1'): Promise<FakeWeb3Signer> {
-  const accounts = new Map<string, PrivateKeyAccount>(privateKeys.map((key) => {
-    const account = privateKeyToAccount(key);
-    return [account.address.toLowerCase(), account];
-  }));
+  const accounts = new Map<string, PrivateKeyAccount>(
+    privateKeys.map((key) => {
+      const account = privateKeyToAccount(key);
+      return [account.address.toLowerCase(), account];
+    }),
+  );
   let delay: (method: string) => number = () => 0;
   const calls: { method: string; address: string }[] = [];
   const server: Server = createServer((request, response) => {

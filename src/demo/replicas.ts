@@ -66,7 +66,8 @@ export class SignerReplica {
   async waitReady(timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`replica ${this.nodeId} exited (${JSON.stringify(this.exitInfo)}):\n${this.tail.slice(-20).join('\n')}`);
+      if (!this.running)
+        throw new Error(`replica ${this.nodeId} exited (${JSON.stringify(this.exitInfo)}):\n${this.tail.slice(-20).join('\n')}`);
       try {
         const response = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
         if (response.status === 200) return;

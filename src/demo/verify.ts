@@ -21,7 +21,12 @@ export interface Verdict {
 }
 
 /** Checks the rows of the demo's slots [firstSlot, lastSlot] against what was requested and what nodes received. */
-export async function verifyRun(db: pg.Client, slots: { first: number; last: number }, requested: Map<string, Duty>, received: Map<string, Set<string>>): Promise<Verdict> {
+export async function verifyRun(
+  db: pg.Client,
+  slots: { first: number; last: number },
+  requested: Map<string, Duty>,
+  received: Map<string, Set<string>>,
+): Promise<Verdict> {
   const rows = (
     await db.query<DutyRow>(
       `SELECT validator_address, slot::text, duty_type, block_index_within_checkpoint, status, message_hash, signature, takeovers
@@ -42,20 +47,25 @@ export async function verifyRun(db: pg.Client, slots: { first: number; last: num
       problems.push(`${key}: ${recorded.length} rows`);
       continue;
     }
-    const row = recorded[0]!;
-    takeovers += row.takeovers;
-    if (row.status !== 'signed' || !row.signature) {
-      problems.push(`${key}: status ${row.status}, no signature`);
-      continue;
-    }
-    const signer = duty.vote
-      ? await recoverAddress({ hash: row.message_hash as Hex, signature: row.signature as Hex })
-      : await recoverMessageAddress({ message: { raw: row.message_hash as Hex }, signature: row.signature as Hex });
-    if (signer.toLowerCase() !== duty.validator) problems.push(`${key}: recorded signature is not by ${duty.validator} over the recorded hash`);
-    const given = received.get(key) ?? new Set<string>();
-    if (given.size !== 1) problems.push(`${key}: nodes received ${given.size} distinct signatures`);
-    for (const signature of given) if (signature !== row.signature.toLowerCase()) problems.push(`${key}: a node received a signature that is not the recorded one`);
+    takeovers += recorded[0]!.takeovers;
+    problems.push(...(await checkDuty(key, duty, recorded[0]!, received.get(key) ?? new Set<string>())));
   }
   for (const key of byKey.keys()) if (!requested.has(key)) problems.push(`${key}: recorded but never requested`);
   return { rows: rows.length, takeovers, problems };
+}
+
+/** One requested duty against its row: signed, by its validator over the recorded hash, and handed out unchanged. */
+async function checkDuty(key: string, duty: Duty, row: DutyRow, given: Set<string>): Promise<string[]> {
+  if (row.status !== 'signed' || !row.signature) return [`${key}: status ${row.status}, no signature`];
+  const problems: string[] = [];
+  const signer = duty.vote
+    ? await recoverAddress({ hash: row.message_hash as Hex, signature: row.signature as Hex })
+    : await recoverMessageAddress({ message: { raw: row.message_hash as Hex }, signature: row.signature as Hex });
+  if (signer.toLowerCase() !== duty.validator)
+    problems.push(`${key}: recorded signature is not by ${duty.validator} over the recorded hash`);
+  if (given.size !== 1) problems.push(`${key}: nodes received ${given.size} distinct signatures`);
+  for (const signature of given) {
+    if (signature !== row.signature.toLowerCase()) problems.push(`${key}: a node received a signature that is not the recorded one`);
+  }
+  return problems;
 }

@@ -57,7 +57,8 @@ const MAX_INT64 = (1n << 63n) - 1n;
 const DUTY_TYPES: ReadonlySet<string> = new Set(Object.values(DutyType));
 
 function object(path: string, value: unknown): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new HistoryDocumentError(path, `expected an object, got ${kind(value)}`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new HistoryDocumentError(path, `expected an object, got ${kind(value)}`);
   return value as Record<string, unknown>;
 }
 
@@ -66,7 +67,14 @@ function array(path: string, value: unknown): unknown[] {
   return value;
 }
 
-const kind = (value: unknown): string => (value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : typeof value);
+const kind = (value: unknown): string =>
+  value === null
+    ? 'null'
+    : Array.isArray(value)
+      ? 'an array'
+      : typeof value === 'string'
+        ? JSON.stringify(value.slice(0, 80))
+        : typeof value;
 
 function hex(path: string, value: unknown, bytes: number): string {
   if (typeof value !== 'string' || !new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`).test(value)) {
@@ -86,13 +94,16 @@ export function uint64(path: string, value: unknown): string {
 
 function duty(path: string, value: unknown): HistoryDuty {
   const d = object(path, value);
-  if (typeof d.dutyType !== 'string' || !DUTY_TYPES.has(d.dutyType)) throw new HistoryDocumentError(`${path}.dutyType`, `expected one of ${[...DUTY_TYPES].join(', ')}, got ${kind(d.dutyType)}`);
+  if (typeof d.dutyType !== 'string' || !DUTY_TYPES.has(d.dutyType))
+    throw new HistoryDocumentError(`${path}.dutyType`, `expected one of ${[...DUTY_TYPES].join(', ')}, got ${kind(d.dutyType)}`);
   const blockIndex = d.blockIndexWithinCheckpoint;
   if (typeof blockIndex !== 'number' || !Number.isInteger(blockIndex) || blockIndex < -1 || blockIndex > 2 ** 31 - 1) {
     throw new HistoryDocumentError(`${path}.blockIndexWithinCheckpoint`, `expected an integer from -1 to 2^31-1, got ${kind(blockIndex)}`);
   }
-  if (d.signedAt !== undefined && (typeof d.signedAt !== 'string' || Number.isNaN(Date.parse(d.signedAt)))) throw new HistoryDocumentError(`${path}.signedAt`, `expected an ISO 8601 time, got ${kind(d.signedAt)}`);
-  if (d.nodeId !== undefined && (typeof d.nodeId !== 'string' || d.nodeId.length > 255)) throw new HistoryDocumentError(`${path}.nodeId`, `expected a string of at most 255 characters, got ${kind(d.nodeId)}`);
+  if (d.signedAt !== undefined && (typeof d.signedAt !== 'string' || Number.isNaN(Date.parse(d.signedAt))))
+    throw new HistoryDocumentError(`${path}.signedAt`, `expected an ISO 8601 time, got ${kind(d.signedAt)}`);
+  if (d.nodeId !== undefined && (typeof d.nodeId !== 'string' || d.nodeId.length > 255))
+    throw new HistoryDocumentError(`${path}.nodeId`, `expected a string of at most 255 characters, got ${kind(d.nodeId)}`);
   return {
     slot: uint64(`${path}.slot`, d.slot),
     dutyType: d.dutyType as DutyType,
@@ -109,9 +120,13 @@ function duty(path: string, value: unknown): HistoryDuty {
 export function parseHistoryDocument(value: unknown): HistoryDocument {
   const root = object('(root)', value);
   const metadata = object('metadata', root.metadata);
-  if (metadata.format !== HISTORY_FORMAT) throw new HistoryDocumentError('metadata.format', `expected ${JSON.stringify(HISTORY_FORMAT)}, got ${kind(metadata.format)}`);
+  if (metadata.format !== HISTORY_FORMAT)
+    throw new HistoryDocumentError('metadata.format', `expected ${JSON.stringify(HISTORY_FORMAT)}, got ${kind(metadata.format)}`);
   if (metadata.interchangeFormatVersion !== HISTORY_FORMAT_VERSION) {
-    throw new HistoryDocumentError('metadata.interchangeFormatVersion', `this ha-signer reads version ${HISTORY_FORMAT_VERSION}, got ${kind(metadata.interchangeFormatVersion)}`);
+    throw new HistoryDocumentError(
+      'metadata.interchangeFormatVersion',
+      `this ha-signer reads version ${HISTORY_FORMAT_VERSION}, got ${kind(metadata.interchangeFormatVersion)}`,
+    );
   }
   const rollupAddress = hex('metadata.rollupAddress', metadata.rollupAddress, 20);
   const seenValidators = new Set<string>();
@@ -121,14 +136,19 @@ export function parseHistoryDocument(value: unknown): HistoryDocument {
     const validator = hex(`${path}.validator`, v.validator, 20);
     if (seenValidators.has(validator)) throw new HistoryDocumentError(`${path}.validator`, `${validator} appears more than once`);
     seenValidators.add(validator);
-    const lowWatermarkSlot = v.lowWatermarkSlot === null || v.lowWatermarkSlot === undefined ? null : uint64(`${path}.lowWatermarkSlot`, v.lowWatermarkSlot);
+    const lowWatermarkSlot =
+      v.lowWatermarkSlot === null || v.lowWatermarkSlot === undefined ? null : uint64(`${path}.lowWatermarkSlot`, v.lowWatermarkSlot);
     const seenDuties = new Map<string, string>();
     const signedDuties = array(`${path}.signedDuties`, v.signedDuties).map((d, j) => {
       const parsed = duty(`${path}.signedDuties[${j}]`, d);
       const key = `${parsed.slot}/${parsed.dutyType}/${parsed.blockIndexWithinCheckpoint}`;
       const other = seenDuties.get(key);
       // One document never holds two signings of one duty: with different hashes it records a slashable event.
-      if (other !== undefined) throw new HistoryDocumentError(`${path}.signedDuties[${j}]`, `duty ${key} appears twice${other === parsed.messageHash ? '' : ' with different message hashes'}`);
+      if (other !== undefined)
+        throw new HistoryDocumentError(
+          `${path}.signedDuties[${j}]`,
+          `duty ${key} appears twice${other === parsed.messageHash ? '' : ' with different message hashes'}`,
+        );
       seenDuties.set(key, parsed.messageHash);
       return parsed;
     });

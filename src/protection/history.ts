@@ -13,7 +13,14 @@
  * watermark an import checks against cannot rise under it; signing (which only reads watermarks) is not blocked.
  */
 import type pg from 'pg';
-import { HISTORY_FORMAT, HISTORY_FORMAT_VERSION, type HistoryDocument, type HistoryDuty, type HistoryValidator, uint64 } from './history-document.js';
+import {
+  HISTORY_FORMAT,
+  HISTORY_FORMAT_VERSION,
+  type HistoryDocument,
+  type HistoryDuty,
+  type HistoryValidator,
+  uint64,
+} from './history-document.js';
 
 type Db = pg.ClientBase;
 
@@ -34,11 +41,16 @@ async function boundRollup(db: Db): Promise<string> {
     rollup = (await db.query<{ rollup: string | null }>('SELECT ha_signer_bound_rollup() AS rollup')).rows[0]?.rollup;
   } catch (error) {
     if ((error as { code?: string }).code === '42883' || (error as { code?: string }).code === '42P01') {
-      throw new HistoryRefusedError('this database has no ha-signer protection schema; run `ha-signer migrate up --database-url <url> --rollup-address 0x..` first');
+      throw new HistoryRefusedError(
+        'this database has no ha-signer protection schema; run `ha-signer migrate up --database-url <url> --rollup-address 0x..` first',
+      );
     }
     throw error;
   }
-  if (!rollup) throw new HistoryRefusedError('this database is bound to no rollup yet; bind it with `ha-signer migrate up --database-url <url> --rollup-address 0x..` first');
+  if (!rollup)
+    throw new HistoryRefusedError(
+      'this database is bound to no rollup yet; bind it with `ha-signer migrate up --database-url <url> --rollup-address 0x..` first',
+    );
   return rollup;
 }
 
@@ -63,7 +75,17 @@ export interface ExportResult {
 export async function exportHistory(db: Db, source: string): Promise<ExportResult> {
   return inTransaction(db, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async () => {
     const rollup = await boundRollup(db);
-    const duties = await db.query<{ validator: string; slot: string; duty_type: HistoryDuty['dutyType']; block_index: number; block_number: string; message_hash: string; signature: string; signed_at: string | null; node_id: string }>(
+    const duties = await db.query<{
+      validator: string;
+      slot: string;
+      duty_type: HistoryDuty['dutyType'];
+      block_index: number;
+      block_number: string;
+      message_hash: string;
+      signature: string;
+      signed_at: string | null;
+      node_id: string;
+    }>(
       `SELECT lower(validator_address) AS validator, slot::text, duty_type, block_index_within_checkpoint AS block_index, block_number::text,
               lower(message_hash) AS message_hash, lower(signature) AS signature, node_id,
               to_char((completed_at AT TIME ZONE current_setting('TimeZone')) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS signed_at
@@ -75,7 +97,14 @@ export async function exportHistory(db: Db, source: string): Promise<ExportResul
       'SELECT lower(validator_address) AS validator, low_slot::text FROM ha_signer_watermarks WHERE lower(rollup_address) = $1',
       [rollup],
     );
-    const inProgress = Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM validator_duties WHERE lower(rollup_address) = $1 AND status = 'signing'", [rollup])).rows[0]?.n ?? 0);
+    const inProgress = Number(
+      (
+        await db.query<{ n: string }>(
+          "SELECT count(*) AS n FROM validator_duties WHERE lower(rollup_address) = $1 AND status = 'signing'",
+          [rollup],
+        )
+      ).rows[0]?.n ?? 0,
+    );
     const byValidator = new Map<string, HistoryValidator>();
     const entry = (validator: string): HistoryValidator => {
       let found = byValidator.get(validator);
@@ -97,7 +126,13 @@ export async function exportHistory(db: Db, source: string): Promise<ExportResul
     }
     const data = [...byValidator.values()].sort((a, b) => a.validator.localeCompare(b.validator));
     const document: HistoryDocument = {
-      metadata: { format: HISTORY_FORMAT, interchangeFormatVersion: HISTORY_FORMAT_VERSION, rollupAddress: rollup, exportedAt: new Date().toISOString(), source },
+      metadata: {
+        format: HISTORY_FORMAT,
+        interchangeFormatVersion: HISTORY_FORMAT_VERSION,
+        rollupAddress: rollup,
+        exportedAt: new Date().toISOString(),
+        source,
+      },
       data,
     };
     return { document, inProgress };
@@ -138,11 +173,19 @@ export async function importHistory(db: Db, document: HistoryDocument, options: 
       if (rollup !== document.metadata.rollupAddress) {
         throw new HistoryRefusedError(
           `this database is bound to rollup ${rollup} and the document holds the history of rollup ${document.metadata.rollupAddress}: ` +
-            'import it into that rollup\'s database (one database per rollup; nothing was imported)',
+            "import it into that rollup's database (one database per rollup; nothing was imported)",
         );
       }
       await refuseMixedCaseKeys(db);
-      const report: ImportReport = { rollupAddress: rollup, dryRun, inserted: 0, alreadyPresent: 0, belowWatermark: 0, watermarksRaised: [], conflicts: [] };
+      const report: ImportReport = {
+        rollupAddress: rollup,
+        dryRun,
+        inserted: 0,
+        alreadyPresent: 0,
+        belowWatermark: 0,
+        watermarksRaised: [],
+        conflicts: [],
+      };
       for (const v of document.data) {
         if (v.lowWatermarkSlot === null) continue;
         const raised = await raiseLocked(db, rollup, v.validator, v.lowWatermarkSlot);
@@ -165,7 +208,10 @@ async function refuseMixedCaseKeys(db: Db): Promise<void> {
   const found = await db.query(
     `SELECT 1 FROM validator_duties WHERE rollup_address <> lower(rollup_address) OR validator_address <> lower(validator_address) LIMIT 1`,
   );
-  if (found.rowCount) throw new HistoryRefusedError('this database holds duties whose addresses are not in lower case; history import cannot match them safely (nothing was imported)');
+  if (found.rowCount)
+    throw new HistoryRefusedError(
+      'this database holds duties whose addresses are not in lower case; history import cannot match them safely (nothing was imported)',
+    );
 }
 
 type ImportDuty = HistoryDuty & { validator: string };
@@ -254,8 +300,15 @@ export interface WatermarkResult {
 }
 
 async function raiseLocked(db: Db, rollup: string, validator: string, slot: string): Promise<WatermarkResult> {
-  const previous = (await db.query<{ low_slot: string }>('SELECT low_slot::text FROM ha_signer_watermarks WHERE rollup_address = $1 AND validator_address = $2', [rollup, validator])).rows[0]?.low_slot ?? null;
-  if (previous !== null && BigInt(previous) >= BigInt(slot)) return { rollupAddress: rollup, validator, previous, lowWatermarkSlot: previous, raised: false };
+  const previous =
+    (
+      await db.query<{ low_slot: string }>(
+        'SELECT low_slot::text FROM ha_signer_watermarks WHERE rollup_address = $1 AND validator_address = $2',
+        [rollup, validator],
+      )
+    ).rows[0]?.low_slot ?? null;
+  if (previous !== null && BigInt(previous) >= BigInt(slot))
+    return { rollupAddress: rollup, validator, previous, lowWatermarkSlot: previous, raised: false };
   await db.query(
     `INSERT INTO ha_signer_watermarks AS w (rollup_address, validator_address, low_slot) VALUES ($1, $2, $3)
      ON CONFLICT (rollup_address, validator_address) DO UPDATE SET low_slot = EXCLUDED.low_slot, updated_at = now() WHERE w.low_slot < EXCLUDED.low_slot`,
@@ -270,7 +323,8 @@ async function raiseLocked(db: Db, rollup: string, validator: string, slot: stri
  */
 export async function raiseWatermark(db: Db, validator: string, slot: string | bigint | number): Promise<WatermarkResult> {
   const address = validator.toLowerCase();
-  if (!/^0x[0-9a-f]{40}$/.test(address)) throw new HistoryRefusedError(`validator: expected 0x followed by 40 hex digits, got ${JSON.stringify(validator)}`);
+  if (!/^0x[0-9a-f]{40}$/.test(address))
+    throw new HistoryRefusedError(`validator: expected 0x followed by 40 hex digits, got ${JSON.stringify(validator)}`);
   const low = uint64('slot', String(slot));
   return inTransaction(db, 'BEGIN', async () => {
     await db.query(LOCK_WATERMARKS);

@@ -32,7 +32,8 @@ describe('history and watermark commands', () => {
   it('export to a file, import it elsewhere (exit 0), import over a conflict (exit 3), raise a watermark', async () => {
     const source = await bound('cli_hist_src');
     const { signer } = await startSigner(source, { nodeId: 'src' });
-    for (let slot = 10; slot < 15; slot++) await signer.signWithProtection(VALIDATOR, hash(slot), attestation(slot), async () => fakeSignature(slot));
+    for (let slot = 10; slot < 15; slot++)
+      await signer.signWithProtection(VALIDATOR, hash(slot), attestation(slot), async () => fakeSignature(slot));
 
     const file = join(dir, 'history.json');
     const exported = runCli(['history', 'export', '--output', file], cleanEnv({ VALIDATOR_HA_DATABASE_URL: source }));
@@ -74,7 +75,13 @@ describe('history and watermark commands', () => {
   it('a malformed document is a usage error naming the field; nothing is written', async () => {
     const target = await bound('cli_hist_bad');
     const file = join(dir, 'bad.json');
-    await writeFile(file, JSON.stringify({ metadata: { format: 'ha-signer-slashing-protection-interchange', interchangeFormatVersion: 1, rollupAddress: ROLLUP }, data: [{ validator: VALIDATOR, signedDuties: [{ slot: 'x' }] }] }));
+    await writeFile(
+      file,
+      JSON.stringify({
+        metadata: { format: 'ha-signer-slashing-protection-interchange', interchangeFormatVersion: 1, rollupAddress: ROLLUP },
+        data: [{ validator: VALIDATOR, signedDuties: [{ slot: 'x' }] }],
+      }),
+    );
     const run = runCli(['history', 'import', file, '--database-url', target]);
     expect((await run.exited).code).toBe(2);
     expect(run.stderr.join('\n')).toMatch(/data\[0\]\.signedDuties\[0\]/);

@@ -87,7 +87,25 @@ describe('one log format', () => {
       ].join('\n'),
     );
     const run = runCli(
-      ['operator', '--kubeconfig', kubeconfig, '--leader-election-namespace', 'default', '--image', 'example/ha-signer:1', '--port', '0', '--listen-host', '127.0.0.1', '--retry-period', '200ms', '--renew-deadline', '400ms', '--lease-duration', '1s'],
+      [
+        'operator',
+        '--kubeconfig',
+        kubeconfig,
+        '--leader-election-namespace',
+        'default',
+        '--image',
+        'example/ha-signer:1',
+        '--port',
+        '0',
+        '--listen-host',
+        '127.0.0.1',
+        '--retry-period',
+        '200ms',
+        '--renew-deadline',
+        '400ms',
+        '--lease-duration',
+        '1s',
+      ],
       cleanEnv(),
     );
     let failure: string;

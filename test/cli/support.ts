@@ -21,9 +21,17 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
   return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...extra };
 }
 
-export function runCli(args: string[], env: Record<string, string> = cleanEnv(), options: { detached?: boolean; cliPath?: string } = {}): CliRun {
+export function runCli(
+  args: string[],
+  env: Record<string, string> = cleanEnv(),
+  options: { detached?: boolean; cliPath?: string } = {},
+): CliRun {
   const started = Date.now();
-  const child = spawn(process.execPath, [options.cliPath ?? CLI_PATH, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
+  const child = spawn(process.execPath, [options.cliPath ?? CLI_PATH, ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
+  });
   const stdout: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<() => void>();
@@ -51,9 +59,18 @@ export function runCli(args: string[], env: Record<string, string> = cleanEnv(),
       const check = (): void => {
         const line = stdout.find(match);
         if (line !== undefined) return done(() => resolve(line));
-        if (closed || child.exitCode !== null) return done(() => reject(new Error(`exited before the expected line; stdout:\n${stdout.join('\n')}\nstderr:\n${stderr.join('\n')}`)));
+        if (closed || child.exitCode !== null)
+          return done(() =>
+            reject(new Error(`exited before the expected line; stdout:\n${stdout.join('\n')}\nstderr:\n${stderr.join('\n')}`)),
+          );
       };
-      const timer = setTimeout(() => done(() => reject(new Error(`no matching line within ${timeoutMs} ms; stdout:\n${stdout.join('\n')}\nstderr:\n${stderr.join('\n')}`))), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          done(() =>
+            reject(new Error(`no matching line within ${timeoutMs} ms; stdout:\n${stdout.join('\n')}\nstderr:\n${stderr.join('\n')}`)),
+          ),
+        timeoutMs,
+      );
       const done = (settle: () => void): void => {
         clearTimeout(timer);
         waiters.delete(check);
@@ -74,8 +91,14 @@ export function expectLogLine(line: string): Record<string, unknown> {
     throw new Error(`not a JSON log line: ${line}`);
   }
   const problems: string[] = [];
-  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(parsed.level as string)) problems.push(`level ${JSON.stringify(parsed.level)} is not a level name`);
-  if (typeof parsed.time !== 'string' || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(parsed.time) || new Date(parsed.time).toISOString() !== parsed.time) problems.push(`time ${JSON.stringify(parsed.time)} is not ISO 8601`);
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(parsed.level as string))
+    problems.push(`level ${JSON.stringify(parsed.level)} is not a level name`);
+  if (
+    typeof parsed.time !== 'string' ||
+    !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(parsed.time) ||
+    new Date(parsed.time).toISOString() !== parsed.time
+  )
+    problems.push(`time ${JSON.stringify(parsed.time)} is not ISO 8601`);
   if (typeof parsed.msg !== 'string' || parsed.msg === '') problems.push('no msg');
   if (typeof parsed.component !== 'string') problems.push('no component');
   if (problems.length) throw new Error(`${problems.join('; ')}: ${line}`);
