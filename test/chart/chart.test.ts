@@ -8,7 +8,18 @@ import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parseOperatorArgs } from '../../src/operator/main.js';
-import { ALL_FEATURES, CHART, find, helm, type Obj, parseDocuments, renderNotes, template, templateError, templateText } from './support.js';
+import {
+  ALL_FEATURES,
+  CHART,
+  find,
+  helm,
+  type Obj,
+  parseDocuments,
+  renderNotes,
+  template,
+  templateError,
+  templateText,
+} from './support.js';
 
 const deployment = (objs: Obj[]) => find(objs, 'Deployment') as k8s.V1Deployment;
 const operatorArgs = (objs: Obj[]) => deployment(objs).spec!.template.spec!.containers[0]!.args!.slice(1);
@@ -20,9 +31,13 @@ describe.skipIf(!helm)('chart values', () => {
   });
 
   it('refuses leader-election timings the operator refuses, naming the value', () => {
-    expect(templateError('--set', 'leaderElection.renewDeadline=15s')).toMatch(/leaderElection\.renewDeadline \(15s\) must be shorter than leaderElection\.leaseDuration \(15s\)/);
+    expect(templateError('--set', 'leaderElection.renewDeadline=15s')).toMatch(
+      /leaderElection\.renewDeadline \(15s\) must be shorter than leaderElection\.leaseDuration \(15s\)/,
+    );
     expect(templateError('--set', 'leaderElection.renewDeadline=1m')).toMatch(/leaderElection\.renewDeadline \(1m\)/);
-    expect(templateError('--set', 'leaderElection.retryPeriod=10s')).toMatch(/leaderElection\.retryPeriod \(10s\) must be shorter than leaderElection\.renewDeadline \(10s\)/);
+    expect(templateError('--set', 'leaderElection.retryPeriod=10s')).toMatch(
+      /leaderElection\.retryPeriod \(10s\) must be shorter than leaderElection\.renewDeadline \(10s\)/,
+    );
     expect(templateError('--set', 'leaderElection.retryPeriod=9s')).toMatch(/leaderElection\.retryPeriod \(9s\)/);
     // Mixed units are compared by value: 0.5m = 30 s > 15 s.
     expect(templateError('--set', 'leaderElection.renewDeadline=0.5m')).toMatch(/leaderElection\.renewDeadline/);
@@ -36,26 +51,77 @@ describe.skipIf(!helm)('chart values', () => {
   });
 
   it('what renders, the operator accepts; what the operator refuses, does not render', () => {
-    const env = { POD_NAMESPACE: 'ops', HA_SIGNER_OPERATOR_IMAGE: 'ghcr.io/ha-signer/ha-signer:0.1.0', KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' };
+    const env = {
+      POD_NAMESPACE: 'ops',
+      HA_SIGNER_OPERATOR_IMAGE: 'ghcr.io/ha-signer/ha-signer:0.1.0',
+      KUBERNETES_SERVICE_HOST: '10.0.0.1',
+      KUBERNETES_SERVICE_PORT: '443',
+    };
     const cases: [lease: string, renew: string, retry: string, resync: string][] = [
-      ['15s', '10s', '2s', '5m'], ['15s', '15s', '2s', '5m'], ['15s', '10s', '8s', '5m'], ['15s', '10s', '9s', '5m'],
-      ['1m', '45s', '5s', '1h'], ['6s', '4s', '1s', '30s'], ['2s', '1500ms', '1s', '1s'], ['1.5s', '1s', '500ms', '0.5s'],
-      ['10s', '20s', '2s', '5m'], ['15s', '10s', '2s', '0s'], ['15s', '10s', '0ms', '5m'],
+      ['15s', '10s', '2s', '5m'],
+      ['15s', '15s', '2s', '5m'],
+      ['15s', '10s', '8s', '5m'],
+      ['15s', '10s', '9s', '5m'],
+      ['1m', '45s', '5s', '1h'],
+      ['6s', '4s', '1s', '30s'],
+      ['2s', '1500ms', '1s', '1s'],
+      ['1.5s', '1s', '500ms', '0.5s'],
+      ['10s', '20s', '2s', '5m'],
+      ['15s', '10s', '2s', '0s'],
+      ['15s', '10s', '0ms', '5m'],
     ];
     for (const [lease, renew, retry, resync] of cases) {
-      const set = ['--set', `leaderElection.leaseDuration=${lease}`, '--set', `leaderElection.renewDeadline=${renew}`, '--set', `leaderElection.retryPeriod=${retry}`, '--set', `resyncPeriod=${resync}`];
+      const set = [
+        '--set',
+        `leaderElection.leaseDuration=${lease}`,
+        '--set',
+        `leaderElection.renewDeadline=${renew}`,
+        '--set',
+        `leaderElection.retryPeriod=${retry}`,
+        '--set',
+        `resyncPeriod=${resync}`,
+      ];
       const refused = templateError(...set);
       let operatorProblem = '';
       try {
-        parseOperatorArgs(['--lease-duration', lease, '--renew-deadline', renew, '--retry-period', retry, '--resync-period', resync, '--leader-elect', 'true'], env);
+        parseOperatorArgs(
+          [
+            '--lease-duration',
+            lease,
+            '--renew-deadline',
+            renew,
+            '--retry-period',
+            retry,
+            '--resync-period',
+            resync,
+            '--leader-elect',
+            'true',
+          ],
+          env,
+        );
       } catch (error) {
         operatorProblem = (error as Error).message;
       }
-      expect({ lease, renew, retry, resync, chartRefuses: refused !== '' }, `chart: ${refused}; operator: ${operatorProblem}`).toEqual({ lease, renew, retry, resync, chartRefuses: operatorProblem !== '' });
+      expect({ lease, renew, retry, resync, chartRefuses: refused !== '' }, `chart: ${refused}; operator: ${operatorProblem}`).toEqual({
+        lease,
+        renew,
+        retry,
+        resync,
+        chartRefuses: operatorProblem !== '',
+      });
       if (!refused) expect(() => parseOperatorArgs(operatorArgs(template(...set)), env)).not.toThrow();
     }
     // Other values that become flags or env: whatever renders must start.
-    for (const set of [['workers=1'], ['workers=64'], ['port=1024'], ['port=65535'], ['watchNamespace=validators'], ['workers=0'], ['workers=65'], ['port=80']]) {
+    for (const set of [
+      ['workers=1'],
+      ['workers=64'],
+      ['port=1024'],
+      ['port=65535'],
+      ['watchNamespace=validators'],
+      ['workers=0'],
+      ['workers=65'],
+      ['port=80'],
+    ]) {
       const args = set.flatMap((v) => ['--set', v]);
       if (templateError(...args)) continue;
       const d = deployment(template(...args)).spec!.template.spec!.containers[0]!;
@@ -77,8 +143,12 @@ describe.skipIf(!helm)('chart values', () => {
     const kinds = (...args: string[]) => template(...args).map((o) => o.kind);
     expect(kinds('--set', 'metrics.serviceMonitor.enabled=true')).not.toContain('ServiceMonitor');
     expect(kinds('--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.serviceMonitor.force=true')).toContain('ServiceMonitor');
-    expect(kinds('--set', 'metrics.serviceMonitor.enabled=false', '--set', 'metrics.serviceMonitor.force=true')).not.toContain('ServiceMonitor');
-    expect(kinds('--set', 'metrics.prometheusRule.enabled=true', '--api-versions', 'monitoring.coreos.com/v1/PrometheusRule')).toContain('PrometheusRule');
+    expect(kinds('--set', 'metrics.serviceMonitor.enabled=false', '--set', 'metrics.serviceMonitor.force=true')).not.toContain(
+      'ServiceMonitor',
+    );
+    expect(kinds('--set', 'metrics.prometheusRule.enabled=true', '--api-versions', 'monitoring.coreos.com/v1/PrometheusRule')).toContain(
+      'PrometheusRule',
+    );
     expect(kinds('--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.prometheusRule.force=true')).toContain('PrometheusRule');
     const notes = renderNotes('--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true');
     expect(notes).toMatch(/WARNING: metrics\.serviceMonitor\.enabled=true but this cluster does not serve/);
@@ -101,9 +171,29 @@ describe.skipIf(!helm)('chart values', () => {
     const pod = d.spec!.template.spec!;
     expect(pod.containers[0]!.terminationMessagePolicy).toBe('FallbackToLogsOnError');
     expect(pod.terminationGracePeriodSeconds).toBe(30);
-    expect(pod.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } });
-    expect(pod.containers[0]!.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-    const custom = deployment(template('--set', 'podSecurityContext.runAsUser=2000', '--set', 'podSecurityContext.fsGroup=2000', '--set', 'containerSecurityContext.readOnlyRootFilesystem=false', '--set', 'terminationGracePeriodSeconds=60')).spec!.template.spec!;
+    expect(pod.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.containers[0]!.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    const custom = deployment(
+      template(
+        '--set',
+        'podSecurityContext.runAsUser=2000',
+        '--set',
+        'podSecurityContext.fsGroup=2000',
+        '--set',
+        'containerSecurityContext.readOnlyRootFilesystem=false',
+        '--set',
+        'terminationGracePeriodSeconds=60',
+      ),
+    ).spec!.template.spec!;
     expect(custom.securityContext).toMatchObject({ runAsUser: 2000, fsGroup: 2000 });
     expect(custom.containers[0]!.securityContext!.readOnlyRootFilesystem).toBe(false);
     expect(custom.terminationGracePeriodSeconds).toBe(60);
@@ -121,7 +211,12 @@ describe.skipIf(!helm)('chart values', () => {
     const d = deployment(template(...ALL_FEATURES));
     expect(d.spec!.template.metadata!.labels).toMatchObject({ team: 'validators', 'app.kubernetes.io/component': 'operator' });
     expect(d.spec!.template.spec!.topologySpreadConstraints).toEqual([
-      { maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: d.spec!.selector.matchLabels } },
+      {
+        maxSkew: 1,
+        topologyKey: 'topology.kubernetes.io/zone',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: { matchLabels: d.spec!.selector.matchLabels },
+      },
     ]);
     expect(templateError('--set', 'topologySpreadConstraints[0].maxSkew=1')).toMatch(/topologyKey|whenUnsatisfiable/);
   });
@@ -131,13 +226,26 @@ describe.skipIf(!helm)('chart values', () => {
     const operatorRole = find(objs, 'ClusterRole', 'rel-ha-signer');
     expect(operatorRole.rules!.some((r) => r.resources?.includes('clusterrolebindings'))).toBe(true);
     const view = find(objs, 'ClusterRole', 'rel-ha-signer-view');
-    expect(view.metadata!.labels).toMatchObject({ 'rbac.authorization.k8s.io/aggregate-to-view': 'true', 'rbac.authorization.k8s.io/aggregate-to-edit': 'true' });
-    expect(view.rules).toEqual([{ apiGroups: ['ha-signer.dev'], resources: ['validatorhasigners', 'validatorhasigners/status', 'validatorhasigners/scale'], verbs: ['get', 'list', 'watch'] }]);
+    expect(view.metadata!.labels).toMatchObject({
+      'rbac.authorization.k8s.io/aggregate-to-view': 'true',
+      'rbac.authorization.k8s.io/aggregate-to-edit': 'true',
+    });
+    expect(view.rules).toEqual([
+      {
+        apiGroups: ['ha-signer.dev'],
+        resources: ['validatorhasigners', 'validatorhasigners/status', 'validatorhasigners/scale'],
+        verbs: ['get', 'list', 'watch'],
+      },
+    ]);
     const edit = find(objs, 'ClusterRole', 'rel-ha-signer-edit');
     expect(edit.metadata!.labels!['rbac.authorization.k8s.io/aggregate-to-view']).toBeUndefined();
     expect(edit.metadata!.labels!['rbac.authorization.k8s.io/aggregate-to-edit']).toBe('true');
     expect(edit.rules![0]!.verbs).toEqual(expect.arrayContaining(['create', 'update', 'patch', 'delete']));
-    expect(template('--set', 'rbac.aggregateToDefaultRoles=false').filter((o) => o.kind === 'ClusterRole').map((o) => o.metadata!.name)).toEqual(['rel-ha-signer']);
+    expect(
+      template('--set', 'rbac.aggregateToDefaultRoles=false')
+        .filter((o) => o.kind === 'ClusterRole')
+        .map((o) => o.metadata!.name),
+    ).toEqual(['rel-ha-signer']);
   });
 
   it('namespaced install: Roles only, the same namespaced rules in the watched namespace', () => {
@@ -168,21 +276,34 @@ describe.skipIf(!helm)('chart values', () => {
     const selector = deployment(objs).spec!.selector.matchLabels!;
     const testPod = find(objs, 'Pod') as k8s.V1Pod;
     expect(testPod.metadata!.annotations!['helm.sh/hook']).toBe('test');
-    expect(testPod.spec!.containers[0]!.env!.find((e) => e.name === 'OPERATOR_READYZ_URL')!.value).toBe('http://rel-ha-signer-metrics.ops.svc:8081/readyz');
+    expect(testPod.spec!.containers[0]!.env!.find((e) => e.name === 'OPERATOR_READYZ_URL')!.value).toBe(
+      'http://rel-ha-signer-metrics.ops.svc:8081/readyz',
+    );
     const job = find(objs, 'Job') as k8s.V1Job;
     expect(job.metadata!.annotations).toMatchObject({ 'helm.sh/hook': 'pre-delete', 'helm.sh/hook-weight': '0' });
     for (const labels of [testPod.metadata!.labels!, job.spec!.template.metadata!.labels!]) {
       expect(Object.entries(selector).every(([k, v]) => labels[k] === v)).toBe(false);
     }
     const env = Object.fromEntries(job.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
-    expect(env).toMatchObject({ TARGET_NAMESPACE: 'ops', TARGET_DEPLOYMENT: 'rel-ha-signer', TARGET_SELECTOR: 'app.kubernetes.io/component=operator,app.kubernetes.io/instance=rel,app.kubernetes.io/name=ha-signer' });
+    expect(env).toMatchObject({
+      TARGET_NAMESPACE: 'ops',
+      TARGET_DEPLOYMENT: 'rel-ha-signer',
+      TARGET_SELECTOR: 'app.kubernetes.io/component=operator,app.kubernetes.io/instance=rel,app.kubernetes.io/name=ha-signer',
+    });
     // Its RBAC exists before the Job (lower weight) and may only scale this Deployment.
     const role = find(objs, 'Role', 'rel-ha-signer-uninstall');
     expect(Number(role.metadata!.annotations!['helm.sh/hook-weight'])).toBeLessThan(0);
-    expect(role.rules![0]).toEqual({ apiGroups: ['apps'], resources: ['deployments/scale'], resourceNames: ['rel-ha-signer'], verbs: ['get', 'patch'] });
+    expect(role.rules![0]).toEqual({
+      apiGroups: ['apps'],
+      resources: ['deployments/scale'],
+      resourceNames: ['rel-ha-signer'],
+      verbs: ['get', 'patch'],
+    });
     // The grace period covers the operator's drain; the hook waits longer than that.
     expect(Number(env.TIMEOUT_SECONDS)).toBeGreaterThan(deployment(objs).spec!.template.spec!.terminationGracePeriodSeconds!);
-    expect(template('--set', 'uninstallHook.enabled=false', '--set', 'tests.enabled=false').some((o) => o.kind === 'Job' || o.kind === 'Pod')).toBe(false);
+    expect(
+      template('--set', 'uninstallHook.enabled=false', '--set', 'tests.enabled=false').some((o) => o.kind === 'Job' || o.kind === 'Pod'),
+    ).toBe(false);
   });
 
   it('every rendered document is valid YAML without duplicate keys', () => {

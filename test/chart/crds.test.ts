@@ -23,6 +23,10 @@ describe('CRD template', () => {
     const rendered = find(template(), 'CustomResourceDefinition') as k8s.V1CustomResourceDefinition;
     expect(rendered.metadata!.name).toBe(source.metadata!.name);
     expect(rendered.spec).toEqual(source.spec);
-    expect(rendered.metadata!.labels).toMatchObject({ ...source.metadata!.labels, 'app.kubernetes.io/instance': 'rel', 'app.kubernetes.io/managed-by': 'Helm' });
+    expect(rendered.metadata!.labels).toMatchObject({
+      ...source.metadata!.labels,
+      'app.kubernetes.io/instance': 'rel',
+      'app.kubernetes.io/managed-by': 'Helm',
+    });
   });
 });

@@ -15,7 +15,10 @@ function runContainer(c: k8s.V1Container, env: Record<string, string>): Promise<
   const [exe, ...args] = c.command!;
   expect(exe).toBe('node');
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...args, ...(c.args ?? [])], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...args, ...(c.args ?? [])], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -32,7 +32,11 @@ interface Panel {
 
 const rulesFile = k8s.loadYaml<RuleFile>(readFileSync(path.join(CHART, 'files/prometheus-rules.yaml'), 'utf8'));
 const alerts = rulesFile.groups.flatMap((g) => g.rules);
-const dashboard = JSON.parse(readFileSync(path.join(CHART, 'files/dashboards/ha-signer.json'), 'utf8')) as { uid: string; panels: Panel[]; templating: { list: { name: string; query: unknown }[] } };
+const dashboard = JSON.parse(readFileSync(path.join(CHART, 'files/dashboards/ha-signer.json'), 'utf8')) as {
+  uid: string;
+  panels: Panel[];
+  templating: { list: { name: string; query: unknown }[] };
+};
 const dashboardQueries = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
 
 /** Labels Prometheus attaches to every scraped series (ServiceMonitor targets), and histograms' `le`. */
@@ -52,21 +56,45 @@ async function exportedMetrics(): Promise<Map<string, string[]>> {
       const m = metric as unknown as { name: string; labelNames?: string[]; get(): Promise<{ type: string }> };
       const { name, labelNames = [] } = m;
       const { type } = await m.get();
-      const series = type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : type === 'summary' ? [name, `${name}_sum`, `${name}_count`] : [name];
+      const series =
+        type === 'histogram'
+          ? [`${name}_bucket`, `${name}_sum`, `${name}_count`]
+          : type === 'summary'
+            ? [name, `${name}_sum`, `${name}_count`]
+            : [name];
       for (const s of series) names.set(s, [...labelNames]);
     }
   }
   return names;
 }
 
-const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'offset', 'bool', 'inf', 'nan']);
+const KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'bool',
+  'inf',
+  'nan',
+]);
 
 /** Metric names and the label names a PromQL expression uses (strings, ranges and Grafana variables removed). */
 export function promqlNames(expr: string): { metrics: string[]; labels: string[] } {
   let e = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/\[[^\]]*\]/g, '');
   const labels: string[] = [];
   e = e.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g, (_m, _k, list: string) => {
-    labels.push(...list.split(',').map((s) => s.trim()).filter(Boolean));
+    labels.push(
+      ...list
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
     return ' ';
   });
   e = e.replace(/\{([^}]*)\}/g, (_m, matchers: string) => {
@@ -101,12 +129,20 @@ describe('alerts and dashboard use exported metric names', () => {
   });
 
   it('the PromQL name extraction finds metrics and labels (and so can fail)', () => {
-    expect(promqlNames('sum by (namespace, job) (rate(ha_signer_x_total{outcome="a b"}[5m])) / on(job) group_left(pod) other_metric offset 5m > 0.1')).toEqual({
+    expect(
+      promqlNames(
+        'sum by (namespace, job) (rate(ha_signer_x_total{outcome="a b"}[5m])) / on(job) group_left(pod) other_metric offset 5m > 0.1',
+      ),
+    ).toEqual({
       metrics: ['ha_signer_x_total', 'other_metric'],
       labels: ['namespace', 'job', 'pod', 'outcome'],
     });
-    expect(checkNames('rate(ha_signer_sign_request_total[5m])', new Map([['ha_signer_sign_requests_total', ['outcome']]]))).toEqual(['metric ha_signer_sign_request_total is not exported']);
-    expect(checkNames('sum by (result) (ha_signer_sign_requests_total)', new Map([['ha_signer_sign_requests_total', ['outcome']]]))).toEqual(['label result is on none of ha_signer_sign_requests_total']);
+    expect(checkNames('rate(ha_signer_sign_request_total[5m])', new Map([['ha_signer_sign_requests_total', ['outcome']]]))).toEqual([
+      'metric ha_signer_sign_request_total is not exported',
+    ]);
+    expect(
+      checkNames('sum by (result) (ha_signer_sign_requests_total)', new Map([['ha_signer_sign_requests_total', ['outcome']]])),
+    ).toEqual(['label result is on none of ha_signer_sign_requests_total']);
   });
 
   it('every alert expression', () => {
@@ -116,7 +152,18 @@ describe('alerts and dashboard use exported metric names', () => {
   it('every dashboard query', () => {
     expect(dashboardQueries.length).toBeGreaterThan(20);
     for (const q of dashboardQueries) expect(checkNames(q.expr, exported), `${q.panel}: ${q.expr}`).toEqual([]);
-    for (const v of dashboard.templating.list) if (typeof v.query === 'object') expect(checkNames(JSON.stringify((v.query as { query: string }).query).replace(/^"|"$/g, '').replace(/\\"/g, '"').replace(/^label_values\((.*),\s*\w+\)$/, '$1'), exported), v.name).toEqual([]);
+    for (const v of dashboard.templating.list)
+      if (typeof v.query === 'object')
+        expect(
+          checkNames(
+            JSON.stringify((v.query as { query: string }).query)
+              .replace(/^"|"$/g, '')
+              .replace(/\\"/g, '"')
+              .replace(/^label_values\((.*),\s*\w+\)$/, '$1'),
+            exported,
+          ),
+          v.name,
+        ).toEqual([]);
   });
 
   it('the dashboard covers signing by outcome, latency, lock waits, takeovers, pool, readiness per replica, operator reconciles', () => {
@@ -129,9 +176,12 @@ describe('alerts and dashboard use exported metric names', () => {
       /ha_signer_db_pool_connections/,
       /max by \(pod\) \(ha_signer_ready/,
       /sum by \(result\) \(rate\(ha_signer_operator_reconciles_total/,
-    ]) expect(all).toMatch(needed);
+    ])
+      expect(all).toMatch(needed);
     expect(new Set(dashboard.panels.map((p) => p.id)).size).toBe(dashboard.panels.length);
-    for (const q of dashboardQueries) if (q.expr.includes('ha_signer_') && !q.expr.includes('operator')) expect(q.expr, q.panel).toContain('namespace=~"$namespace", job=~"$signer"');
+    for (const q of dashboardQueries)
+      if (q.expr.includes('ha_signer_') && !q.expr.includes('operator'))
+        expect(q.expr, q.panel).toContain('namespace=~"$namespace", job=~"$signer"');
   });
 
   it('every alert has severity, summary, description, a runbook section in docs/operations.md and a promtool test', () => {
@@ -152,9 +202,24 @@ describe.skipIf(!helm)('rendered monitoring objects', () => {
   it('PrometheusRule carries the rule file, minus disabled alerts, plus labels and runbook links', () => {
     const base = ['--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.prometheusRule.force=true'];
     const rendered = find(template(...base), 'PrometheusRule').spec as RuleFile;
-    expect(rendered.groups.map((g) => g.rules.map((r) => ({ ...r, annotations: undefined })))).toEqual(rulesFile.groups.map((g) => g.rules.map((r) => ({ ...r, annotations: undefined }))));
+    expect(rendered.groups.map((g) => g.rules.map((r) => ({ ...r, annotations: undefined })))).toEqual(
+      rulesFile.groups.map((g) => g.rules.map((r) => ({ ...r, annotations: undefined }))),
+    );
     expect(rendered.groups[0]!.rules[0]!.annotations!.runbook).toBe('docs/operations.md#hasignerslashingprotectiontriggered');
-    const custom = find(template(...base, '--set', 'metrics.prometheusRule.disabledAlerts={HASignerDutyTakeovers,HASignerMigrationFailed}', '--set', 'metrics.prometheusRule.additionalAlertLabels.team=validators', '--set', 'metrics.prometheusRule.additionalAlertLabels.severity=page', '--set', 'metrics.prometheusRule.runbookBaseUrl=https://example.org/ops.md'), 'PrometheusRule').spec as RuleFile;
+    const custom = find(
+      template(
+        ...base,
+        '--set',
+        'metrics.prometheusRule.disabledAlerts={HASignerDutyTakeovers,HASignerMigrationFailed}',
+        '--set',
+        'metrics.prometheusRule.additionalAlertLabels.team=validators',
+        '--set',
+        'metrics.prometheusRule.additionalAlertLabels.severity=page',
+        '--set',
+        'metrics.prometheusRule.runbookBaseUrl=https://example.org/ops.md',
+      ),
+      'PrometheusRule',
+    ).spec as RuleFile;
     const names = custom.groups.flatMap((g) => g.rules.map((r) => r.alert));
     expect(names).toHaveLength(alerts.length - 2);
     expect(names).not.toContain('HASignerDutyTakeovers');
@@ -175,7 +240,8 @@ describe.skipIf(!helm)('rendered monitoring objects', () => {
 });
 
 const promtool = findPromtool();
-if (!promtool && process.env.HA_SIGNER_REQUIRE_PROMTOOL === '1') throw new Error('HA_SIGNER_REQUIRE_PROMTOOL=1 but promtool is not built: bash test/control-plane/build-promtool.sh');
+if (!promtool && process.env.HA_SIGNER_REQUIRE_PROMTOOL === '1')
+  throw new Error('HA_SIGNER_REQUIRE_PROMTOOL=1 but promtool is not built: bash test/control-plane/build-promtool.sh');
 if (!promtool) console.warn('promtool tests skipped: promtool not built (bash test/control-plane/build-promtool.sh)');
 
 describe.skipIf(!promtool || !helm)('promtool', () => {
@@ -188,13 +254,19 @@ describe.skipIf(!promtool || !helm)('promtool', () => {
   const run = (...args: string[]) => execFileSync(promtool!, args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
   it('promtool check rules: the rendered PrometheusRule (annotation templates included)', () => {
-    const spec = find(template('--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.prometheusRule.force=true'), 'PrometheusRule').spec as RuleFile;
+    const spec = find(
+      template('--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.prometheusRule.force=true'),
+      'PrometheusRule',
+    ).spec as RuleFile;
     writeFileSync(path.join(dir, 'rendered.yaml'), JSON.stringify(spec));
     expect(run('check', 'rules', 'rendered.yaml')).toMatch(new RegExp(`SUCCESS: ${alerts.length} rules found`));
   });
 
   it('promtool test rules: each alert fires, and only, when its synthetic series say so', () => {
-    const spec = find(template('--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.prometheusRule.force=true'), 'PrometheusRule').spec as RuleFile;
+    const spec = find(
+      template('--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.prometheusRule.force=true'),
+      'PrometheusRule',
+    ).spec as RuleFile;
     // Annotations are not compared: templated text, checked by `check rules` above.
     const withoutAnnotations = { groups: spec.groups.map((g) => ({ ...g, rules: g.rules.map(({ annotations: _a, ...r }) => r) })) };
     writeFileSync(path.join(dir, 'rules.yaml'), JSON.stringify(withoutAnnotations));
@@ -203,15 +275,32 @@ describe.skipIf(!promtool || !helm)('promtool', () => {
   });
 
   it('promtool test rules fails when an alert is broken (the test can fail)', () => {
-    const broken = { groups: rulesFile.groups.map((g) => ({ ...g, rules: g.rules.map(({ annotations: _a, ...r }) => (r.alert === 'HASignerPoolSaturated' ? { ...r, expr: r.expr.replace('> 0', '> 5') } : r)) })) };
+    const broken = {
+      groups: rulesFile.groups.map((g) => ({
+        ...g,
+        rules: g.rules.map(({ annotations: _a, ...r }) =>
+          r.alert === 'HASignerPoolSaturated' ? { ...r, expr: r.expr.replace('> 0', '> 5') } : r,
+        ),
+      })),
+    };
     writeFileSync(path.join(dir, 'rules.yaml'), JSON.stringify(broken));
     copyFileSync(path.join(REPO_ROOT, 'test/chart/alerts.promtool.yaml'), path.join(dir, 'alerts.promtool.yaml'));
     expect(() => run('test', 'rules', 'alerts.promtool.yaml')).toThrow(/HASignerPoolSaturated/);
   });
 
   it('promtool check rules: every dashboard query parses (as a recording rule)', () => {
-    const vars: Record<string, string> = { __rate_interval: '5m', __range: '1h', __interval: '1m', namespace: '.*', signer: '.*', operator: '.*' };
-    const rules = dashboardQueries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: q.expr.replace(/\$(\w+)/g, (_m, v: string) => vars[v] ?? `$${v}`) }));
+    const vars: Record<string, string> = {
+      __rate_interval: '5m',
+      __range: '1h',
+      __interval: '1m',
+      namespace: '.*',
+      signer: '.*',
+      operator: '.*',
+    };
+    const rules = dashboardQueries.map((q, i) => ({
+      record: `dashboard:query_${i}`,
+      expr: q.expr.replace(/\$(\w+)/g, (_m, v: string) => vars[v] ?? `$${v}`),
+    }));
     for (const r of rules) expect(r.expr).not.toContain('$');
     writeFileSync(path.join(dir, 'dashboard-queries.yaml'), JSON.stringify({ groups: [{ name: 'dashboard', rules }] }));
     expect(run('check', 'rules', 'dashboard-queries.yaml')).toMatch(new RegExp(`SUCCESS: ${rules.length} rules found`));

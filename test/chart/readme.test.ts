@@ -56,7 +56,9 @@ describe('chart README', () => {
   });
 
   it('every value is in the schema (which refuses unknown keys)', () => {
-    const schema = JSON.parse(readFileSync(path.join(CHART, 'values.schema.json'), 'utf8')) as { properties: Record<string, { properties?: Record<string, unknown> }> };
+    const schema = JSON.parse(readFileSync(path.join(CHART, 'values.schema.json'), 'utf8')) as {
+      properties: Record<string, { properties?: Record<string, unknown> }>;
+    };
     for (const key of rows.keys()) {
       const [top, second] = key.split('.');
       expect(schema.properties[top!], key).toBeDefined();

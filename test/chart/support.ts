@@ -9,7 +9,8 @@ import { findControlPlaneBinaries, REPO_ROOT } from '../harness/controlPlane.js'
 export { REPO_ROOT };
 export const CHART = path.join(REPO_ROOT, 'charts/ha-signer');
 export const helm = findControlPlaneBinaries()?.helm;
-if (!helm) console.warn('chart tests skipped: helm not built (bash test/control-plane/build.sh builds .cache/control-plane/<version>/bin/helm)');
+if (!helm)
+  console.warn('chart tests skipped: helm not built (bash test/control-plane/build.sh builds .cache/control-plane/<version>/bin/helm)');
 
 /** .cache/promtool/<version>/bin/promtool, the newest version built. */
 export function findPromtool(): string | undefined {
@@ -22,8 +23,14 @@ export function findPromtool(): string | undefined {
   return undefined;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- free-form spec of many kinds, read by tests only
-export type Obj = k8s.KubernetesObject & { spec?: any; data?: Record<string, string>; rules?: k8s.V1PolicyRule[]; roleRef?: k8s.V1RoleRef; subjects?: k8s.RbacV1Subject[] };
+export type Obj = k8s.KubernetesObject & {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- free-form spec of many kinds, read by tests only
+  spec?: any;
+  data?: Record<string, string>;
+  rules?: k8s.V1PolicyRule[];
+  roleRef?: k8s.V1RoleRef;
+  subjects?: k8s.RbacV1Subject[];
+};
 
 /** `helm template rel <chart> -n ops <args>` parsed into objects. */
 export function template(...args: string[]): Obj[] {
@@ -39,7 +46,10 @@ export function parseDocuments(text: string): Obj[] {
 }
 
 export function templateText(...args: string[]): string {
-  return execFileSync(helm!, ['template', 'rel', CHART, '--namespace', 'ops', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync(helm!, ['template', 'rel', CHART, '--namespace', 'ops', ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** The error helm prints when it refuses to render (empty string when it renders). */
@@ -56,13 +66,30 @@ export function find(objs: Obj[], kind: string, name?: string): Obj {
 
 /** Values that turn every optional feature on (monitoring objects forced, as in GitOps without the CRDs' discovery). */
 export const ALL_FEATURES = [
-  '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.serviceMonitor.force=true',
-  '--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.prometheusRule.force=true',
-  '--set', 'metrics.dashboard.enabled=true',
-  '--set', 'podLabels.team=validators', '--set', 'podAnnotations.note=x',
-  '--set', 'topologySpreadConstraints[0].maxSkew=1', '--set', 'topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone',
-  '--set', 'topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway',
-  '--set', 'priorityClassName=', '--set', 'serviceAccount.annotations.owner=ops',
+  '--set',
+  'metrics.serviceMonitor.enabled=true',
+  '--set',
+  'metrics.serviceMonitor.force=true',
+  '--set',
+  'metrics.prometheusRule.enabled=true',
+  '--set',
+  'metrics.prometheusRule.force=true',
+  '--set',
+  'metrics.dashboard.enabled=true',
+  '--set',
+  'podLabels.team=validators',
+  '--set',
+  'podAnnotations.note=x',
+  '--set',
+  'topologySpreadConstraints[0].maxSkew=1',
+  '--set',
+  'topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone',
+  '--set',
+  'topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway',
+  '--set',
+  'priorityClassName=',
+  '--set',
+  'serviceAccount.annotations.owner=ops',
 ];
 
 /**
@@ -78,8 +105,12 @@ export function renderNotes(...args: string[]): string {
     unlinkSync(path.join(copy, 'templates/NOTES.txt'));
     writeFileSync(path.join(copy, 'templates/_notes-preview.tpl'), `{{- define "notes-preview" -}}\n${notes}\n{{- end -}}\n`);
     writeFileSync(path.join(copy, 'templates/notes-preview.yaml'), 'kind: NotesPreview\ntext: {{ include "notes-preview" . | toJson }}\n');
-    const out = execFileSync(helm!, ['template', 'rel', copy, '--namespace', 'ops', '--show-only', 'templates/notes-preview.yaml', ...args], { encoding: 'utf8' });
-    return (k8s.loadYaml<{ text: string }>(out)).text;
+    const out = execFileSync(
+      helm!,
+      ['template', 'rel', copy, '--namespace', 'ops', '--show-only', 'templates/notes-preview.yaml', ...args],
+      { encoding: 'utf8' },
+    );
+    return k8s.loadYaml<{ text: string }>(out).text;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
