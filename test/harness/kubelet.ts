@@ -27,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { REPO_ROOT } from './controlPlane.js';
+import type { ImageContainers } from './kubelet-image.js';
 
 /** Image names the local kubelet runs: `ha-signer`, `ha-signer:<tag>`, `<registry>/<org>/ha-signer[:tag|@digest]`. */
 export const PROJECT_IMAGE_PATTERN = /^(?:[^\s/]+\/)*ha-signer(?::[\w][\w.-]*)?(?:@sha256:[0-9a-f]{64})?$/;
@@ -49,6 +50,8 @@ export interface LocalKubeletOptions {
   cliPath?: string;
   /** Upper bound of the restart back-off (the real kubelet: 5 min). */
   maxBackoffMs?: number;
+  /** Image mode: containers of this built image run inside it (./kubelet-image.ts); other project images: checkout. */
+  imageContainers?: ImageContainers;
   log?: (msg: string) => void;
 }
 
@@ -687,10 +690,11 @@ export class LocalKubelet {
     c.restartAt = undefined;
     let env: Record<string, string>;
     let args: string[];
+    const inImage = this.opts.imageContainers?.handles(c.spec.image) ? this.opts.imageContainers : undefined;
     try {
-      if (!existsSync(this.cliPath)) throw new Error(`${path.relative(REPO_ROOT, this.cliPath)} not found: run \`npm run build\``);
+      if (!inImage && !existsSync(this.cliPath)) throw new Error(`${path.relative(REPO_ROOT, this.cliPath)} not found: run \`npm run build\``);
       env = await this.resolveEnv(rt, c.spec);
-      args = this.cliArgs(c.spec, env);
+      args = inImage ? [] : this.cliArgs(c.spec, env);
       // As the real kubelet does: a fresh, empty termination message file per container start.
       await writeFileAt(path.join(c.root, path.dirname(c.spec.terminationMessagePath ?? '/dev/termination-log')), path.basename(c.spec.terminationMessagePath ?? '/dev/termination-log'), '', 0o666);
     } catch (err) {
@@ -716,13 +720,32 @@ export class LocalKubelet {
     };
     const logStream = createWriteStream(c.logFile, { flags: 'a' });
     const startedAt = new Date();
-    logStream.write(`--- ${startedAt.toISOString()} start #${c.restartCount} on ${rt.ip}: ${PROJECT_ENTRYPOINT} ${args.join(' ')}\n`);
-    const child = spawn(process.execPath, [this.cliPath, ...args], {
-      cwd: c.root,
-      env: fullEnv,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    let child: ChildProcess;
+    if (inImage) {
+      const expand = (xs: string[] | undefined) => xs?.map((x) => expandVars(x, env));
+      try {
+        const started = await inImage.start({ pod: rt.pod, container: c.spec, containerRoot: c.root, volumesDir: path.join(rt.dir, 'volumes'), env, command: expand(c.spec.command), args: expand(c.spec.args), podIP: rt.ip, apiserverHost: this.opts.apiserverHost, apiserverPort: this.opts.apiserverPort });
+        child = started.child;
+        if ((rt.terminating || this.stopped) && child.pid !== undefined) signalGroup(child.pid, 'SIGKILL'); // deleted while starting
+        logStream.write(`--- ${startedAt.toISOString()} start #${c.restartCount} on ${rt.ip} in image ${inImage.image.ref}: ${started.argv.join(' ')}\n`);
+      } catch (err) {
+        const message = (err as Error).message;
+        logStream.end(`--- ${message}\n`);
+        if (c.waiting?.message !== message) this.log(`pod ${rt.namespace}/${rt.name} container ${c.name}: ${message}`);
+        c.waiting = { reason: 'CreateContainerError', message };
+        c.restartAt = Date.now() + 2000;
+        rt.dirty = true;
+        return;
+      }
+    } else {
+      logStream.write(`--- ${startedAt.toISOString()} start #${c.restartCount} on ${rt.ip}: ${PROJECT_ENTRYPOINT} ${args.join(' ')}\n`);
+      child = spawn(process.execPath, [this.cliPath, ...args], {
+        cwd: c.root,
+        env: fullEnv,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    }
     c.proc = child;
     if (child.pid !== undefined) liveGroups.add(child.pid);
     c.logStream = logStream;
@@ -815,6 +838,7 @@ export class LocalKubelet {
       logFile: c.logFile,
       root: c.root,
       lastExitCode: c.lastTerminated?.exitCode,
+      mode: this.opts.imageContainers?.handles(c.spec.image) ? 'image' : 'checkout',
     };
     await writeFile(c.stateFile, JSON.stringify(state, null, 2)).catch(() => undefined);
   }
@@ -1124,6 +1148,8 @@ export interface ContainerProcessState {
   logFile: string;
   root: string;
   lastExitCode?: number;
+  /** image: ran inside the built image (kubelet-image.ts); checkout: `node dist/cli.js` from the repository. */
+  mode?: 'image' | 'checkout';
 }
 
 function podDir(kubeletDir: string, namespace: string, pod: string): string | undefined {
