@@ -21,7 +21,11 @@ export interface CreateHASignerDeps {
  * lock_timeout), so a blocked statement is cancelled by the server and its connection kept; a dead or frozen
  * connection is caught by the store's client-side timeout instead.
  */
-export function createPool(config: CreateHASignerConfig, logger: Logger = silentLogger, statementTimeoutMs = DEFAULT_STATEMENT_TIMEOUT_MS): pg.Pool {
+export function createPool(
+  config: CreateHASignerConfig,
+  logger: Logger = silentLogger,
+  statementTimeoutMs = DEFAULT_STATEMENT_TIMEOUT_MS,
+): pg.Pool {
   const pool = new pg.Pool({
     connectionString: config.databaseUrl,
     max: config.poolMaxCount ?? DEFAULTS.poolMaxCount,

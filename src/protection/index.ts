@@ -14,7 +14,31 @@ export {
 export { SlashingProtectionService, type SlashingProtectionServiceDeps } from './slashing-protection-service.js';
 export { ValidatorHASigner, type ValidatorHASignerDeps } from './validator-ha-signer.js';
 export { createHASigner, createPool, type CreateHASignerDeps } from './factory.js';
-export { migrate, runMigrations, rebindRollup, bindRollup, migrationsDir, MigrationRefusedError, type MigrateOptions, type MigrationReport } from './migrations.js';
-export { AZTEC_SCHEMA_VERSION, AZTEC_SCHEMA_VERSIONS, type AztecSchemaVersion, HA_SIGNER_SCHEMA_VERSION, type SchemaCheck } from './schema.js';
-export { claimParams, dutyFromContext, normalizeAddress, normalizeHash32, normalizeSignature, parseDuty, toUint64, toDutyType } from './values.js';
+export {
+  migrate,
+  runMigrations,
+  rebindRollup,
+  bindRollup,
+  migrationsDir,
+  MigrationRefusedError,
+  type MigrateOptions,
+  type MigrationReport,
+} from './migrations.js';
+export {
+  AZTEC_SCHEMA_VERSION,
+  AZTEC_SCHEMA_VERSIONS,
+  type AztecSchemaVersion,
+  HA_SIGNER_SCHEMA_VERSION,
+  type SchemaCheck,
+} from './schema.js';
+export {
+  claimParams,
+  dutyFromContext,
+  normalizeAddress,
+  normalizeHash32,
+  normalizeSignature,
+  parseDuty,
+  toUint64,
+  toDutyType,
+} from './values.js';
 export { silentLogger } from './logger.js';

@@ -134,10 +134,13 @@ export class DutyNotifications {
             resolve(true);
             return;
           }
-          const timer = setTimeout(() => {
-            notify = undefined;
-            resolve(false);
-          }, Math.max(0, timeoutMs));
+          const timer = setTimeout(
+            () => {
+              notify = undefined;
+              resolve(false);
+            },
+            Math.max(0, timeoutMs),
+          );
           notify = () => {
             clearTimeout(timer);
             notify = undefined;

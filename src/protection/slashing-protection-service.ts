@@ -4,7 +4,8 @@
  * signs and records (signDuty), and keeps the table tidy (stuck duties, pruning under the low watermark).
  */
 import { type ResolvedSignerConfig, type ValidatorHASignerConfig, resolveSignerConfig } from './config.js';
-import type { ProtectionStore } from './db/store.js';
+import type { ClaimResult, ProtectionStore } from './db/store.js';
+import type { DutySubscription } from './notifications.js';
 import {
   DutyAlreadySignedError,
   DutyInProgressError,
@@ -82,7 +83,10 @@ export class SlashingProtectionService {
         await this.store.release(params, lockToken);
       } catch (error) {
         // The lease ends the claim anyway; another node takes it over then.
-        this.logger.warn({ err: String(error), dutyType: params.dutyType, slot: params.slot.toString() }, 'could not release a failed duty');
+        this.logger.warn(
+          { err: String(error), dutyType: params.dutyType, slot: params.slot.toString() },
+          'could not release a failed duty',
+        );
       }
     };
 
@@ -90,7 +94,11 @@ export class SlashingProtectionService {
     let signatureHex: string;
     try {
       const timeoutMs = this.config.signingOperationTimeoutMs;
-      signature = await withTimeout(() => signFn(params.messageHash), timeoutMs, () => new SigningTimeoutError(params.dutyType, params.slot, timeoutMs));
+      signature = await withTimeout(
+        () => signFn(params.messageHash),
+        timeoutMs,
+        () => new SigningTimeoutError(params.dutyType, params.slot, timeoutMs),
+      );
       signatureHex = normalizeSignature('signature', signature);
     } catch (error) {
       await release();
@@ -110,7 +118,10 @@ export class SlashingProtectionService {
     }
     if (!recorded) {
       this.observer.signingFailed?.(params.dutyType, 'lock_lost');
-      this.logger.error({ dutyType: params.dutyType, slot: params.slot.toString(), validator: params.validatorAddress }, 'signing lock lost before the record; signature withheld');
+      this.logger.error(
+        { dutyType: params.dutyType, slot: params.slot.toString(), validator: params.validatorAddress },
+        'signing lock lost before the record; signature withheld',
+      );
       throw new SigningLockLostError(params.slot, params.dutyType, this.nodeId);
     }
     this.observer.signingSucceeded?.(params.dutyType, Date.now() - startedAt);
@@ -136,62 +147,95 @@ export class SlashingProtectionService {
       const subscription = this.store.subscribe(params);
       try {
         const claim = await this.store.claim(params, this.config.leaseMs);
-        if (claim.isNew && claim.record) {
-          this.observer.lockAcquired?.(params.dutyType, 'inserted');
-          if (waited) this.observer.lockWaited?.(params.dutyType, Date.now() - startedAt);
-          return claim.record.lockToken;
-        }
-        const record = claim.record;
-        if (!record) {
-          this.observer.slashingProtectionTriggered?.(params.dutyType, 'below_watermark');
-          throw belowWatermarkError(params, claim.watermarkLowSlot ?? 0n);
-        }
-        if (record.status === DutyStatus.SIGNED) {
-          if (waited) this.observer.lockWaited?.(params.dutyType, Date.now() - startedAt);
-          this.refuseSigned(params, record);
-        }
-        // In progress elsewhere. A lapsed lease means its holder died or stalled: take the duty over. A holder
-        // without a lease (Aztec's package) is taken over only when stuck and only with the same hash.
-        const foreignHolder = record.leaseExpiresAt === undefined;
-        if (claim.leaseExpired || (foreignHolder && claim.stuck && record.messageHash === params.messageHash)) {
-          const lockToken = await this.store.takeOver(params, this.config.leaseMs);
-          if (lockToken) {
-            this.observer.lockAcquired?.(params.dutyType, 'takeover');
-            this.logger.warn(
-              { dutyType: params.dutyType, slot: params.slot.toString(), validator: params.validatorAddress, previousNode: record.nodeId, nodeId: this.nodeId },
-              'took over an in-progress duty whose holder lease expired',
-            );
-            return lockToken;
-          }
-          continue;
-        }
+        const outcome = await this.lockFromClaim(params, claim, waited ? startedAt : undefined);
+        if ('lockToken' in outcome) return outcome.lockToken;
+        if ('retry' in outcome) continue;
         const remaining = deadline - Date.now();
         if (remaining <= 0) {
-          // The claim's view may be older than the deadline: its snapshot predates a holder's record it waited on,
-          // or this process was paused. Answer from a fresh read, never from that view.
-          const current = await this.store.readDuty(params);
-          if (current?.status === DutyStatus.SIGNED) this.refuseSigned(params, current);
-          if (!current && !retriedAfterDeadline) {
-            retriedAfterDeadline = true; // released meanwhile: one more claim
-            continue;
-          }
-          const holder = current ?? record;
-          this.observer.dutyInProgress?.(params.dutyType);
-          this.logger.warn(
-            { dutyType: params.dutyType, slot: params.slot.toString(), signingNode: holder.nodeId, timeoutMs: this.config.signingTimeoutMs },
-            'timed out waiting for another node to finish signing',
-          );
-          throw new DutyInProgressError(params.slot, params.dutyType, holder.blockIndexWithinCheckpoint, holder.nodeId, Date.now() - startedAt);
+          await this.answerAfterDeadline(params, startedAt);
+          // The duty was released meanwhile: one more claim, once.
+          if (retriedAfterDeadline) this.inProgress(params, outcome.holder, startedAt);
+          retriedAfterDeadline = true;
+          continue;
         }
         waited = true;
-        const connected = this.store.notificationsConnected;
-        const waitMs = Math.min(remaining, connected ? Math.max(NOTIFIED_RECHECK_MS, this.config.pollingIntervalMs) : this.config.pollingIntervalMs);
-        if (subscription && connected) await subscription.wait(waitMs);
-        else await sleep(waitMs);
+        await this.waitForChange(subscription, remaining);
       } finally {
         subscription?.close();
       }
     }
+  }
+
+  /**
+   * What a claim means for this caller: the lock (inserted, or taken over from a holder whose lease lapsed), a
+   * retry (another node won the takeover), or the holder to wait for. Throws when the duty is signed or pruned.
+   */
+  private async lockFromClaim(
+    params: CheckAndRecordParams,
+    claim: ClaimResult,
+    waitedSince: number | undefined,
+  ): Promise<{ lockToken: string } | { retry: true } | { holder: ValidatorDutyRecord }> {
+    if (claim.isNew && claim.record) {
+      this.observer.lockAcquired?.(params.dutyType, 'inserted');
+      if (waitedSince !== undefined) this.observer.lockWaited?.(params.dutyType, Date.now() - waitedSince);
+      return { lockToken: claim.record.lockToken };
+    }
+    const record = claim.record;
+    if (!record) {
+      this.observer.slashingProtectionTriggered?.(params.dutyType, 'below_watermark');
+      throw belowWatermarkError(params, claim.watermarkLowSlot ?? 0n);
+    }
+    if (record.status === DutyStatus.SIGNED) {
+      if (waitedSince !== undefined) this.observer.lockWaited?.(params.dutyType, Date.now() - waitedSince);
+      this.refuseSigned(params, record);
+    }
+    // In progress elsewhere. A lapsed lease means its holder died or stalled: take the duty over. A holder
+    // without a lease (Aztec's package) is taken over only when stuck and only with the same hash.
+    const foreignHolder = record.leaseExpiresAt === undefined;
+    if (!claim.leaseExpired && !(foreignHolder && claim.stuck && record.messageHash === params.messageHash)) return { holder: record };
+    const lockToken = await this.store.takeOver(params, this.config.leaseMs);
+    if (!lockToken) return { retry: true };
+    this.observer.lockAcquired?.(params.dutyType, 'takeover');
+    this.logger.warn(
+      {
+        dutyType: params.dutyType,
+        slot: params.slot.toString(),
+        validator: params.validatorAddress,
+        previousNode: record.nodeId,
+        nodeId: this.nodeId,
+      },
+      'took over an in-progress duty whose holder lease expired',
+    );
+    return { lockToken };
+  }
+
+  /**
+   * signingTimeoutMs has passed. The claim's view may be older than the deadline (its snapshot predates a holder's
+   * record it waited on, or this process was paused), so the answer comes from a fresh read: signed → refused as
+   * signed; still in progress → DutyInProgressError; gone (released meanwhile) → returns, for one more claim.
+   */
+  private async answerAfterDeadline(params: CheckAndRecordParams, startedAt: number): Promise<void> {
+    const current = await this.store.readDuty(params);
+    if (current?.status === DutyStatus.SIGNED) this.refuseSigned(params, current);
+    if (current) this.inProgress(params, current, startedAt);
+  }
+
+  private inProgress(params: CheckAndRecordParams, holder: ValidatorDutyRecord, startedAt: number): never {
+    this.observer.dutyInProgress?.(params.dutyType);
+    this.logger.warn(
+      { dutyType: params.dutyType, slot: params.slot.toString(), signingNode: holder.nodeId, timeoutMs: this.config.signingTimeoutMs },
+      'timed out waiting for another node to finish signing',
+    );
+    throw new DutyInProgressError(params.slot, params.dutyType, holder.blockIndexWithinCheckpoint, holder.nodeId, Date.now() - startedAt);
+  }
+
+  /** Waits for the duty's notification, or polls when notifications are down; at most `remaining` ms. */
+  private async waitForChange(subscription: DutySubscription | undefined, remaining: number): Promise<void> {
+    const connected = this.store.notificationsConnected;
+    const recheckMs = connected ? Math.max(NOTIFIED_RECHECK_MS, this.config.pollingIntervalMs) : this.config.pollingIntervalMs;
+    const waitMs = Math.min(remaining, recheckMs);
+    if (subscription && connected) await subscription.wait(waitMs);
+    else await sleep(waitMs);
   }
 
   /** A signed duty: the same hash gets DutyAlreadySignedError with the stored signature, another hash SlashingProtectionError. */
@@ -199,10 +243,24 @@ export class SlashingProtectionService {
     if (record.messageHash !== params.messageHash) {
       this.observer.slashingProtectionTriggered?.(params.dutyType, 'different_hash');
       this.logger.warn(
-        { dutyType: params.dutyType, slot: params.slot.toString(), validator: params.validatorAddress, existing: record.messageHash, attempted: params.messageHash, signedByNode: record.nodeId },
+        {
+          dutyType: params.dutyType,
+          slot: params.slot.toString(),
+          validator: params.validatorAddress,
+          existing: record.messageHash,
+          attempted: params.messageHash,
+          signedByNode: record.nodeId,
+        },
         'slashing protection: refused to sign different data for a signed duty',
       );
-      throw new SlashingProtectionError(params.slot, params.dutyType, record.blockIndexWithinCheckpoint, record.messageHash, params.messageHash, record.nodeId);
+      throw new SlashingProtectionError(
+        params.slot,
+        params.dutyType,
+        record.blockIndexWithinCheckpoint,
+        record.messageHash,
+        params.messageHash,
+        record.nodeId,
+      );
     }
     this.observer.dutyAlreadySigned?.(params.dutyType);
     throw new DutyAlreadySignedError(params.slot, params.dutyType, record.blockIndexWithinCheckpoint, record.nodeId, record.signature);
@@ -249,7 +307,10 @@ export class SlashingProtectionService {
       if (stuck > 0) this.observer.cleanedUp?.('stuck', stuck);
       const hours = this.config.cleanupOldDutiesAfterHours;
       const now = Date.now();
-      if (hours !== undefined && (this.lastOldDutiesCleanupAt === undefined || now - this.lastOldDutiesCleanupAt >= OLD_DUTIES_CLEANUP_INTERVAL_MS)) {
+      if (
+        hours !== undefined &&
+        (this.lastOldDutiesCleanupAt === undefined || now - this.lastOldDutiesCleanupAt >= OLD_DUTIES_CLEANUP_INTERVAL_MS)
+      ) {
         const pruned = await this.store.cleanupOldDuties(hours * 3_600_000);
         this.lastOldDutiesCleanupAt = now;
         if (pruned > 0) this.observer.cleanedUp?.('old', pruned);

@@ -59,7 +59,7 @@ export interface DutyKey {
   blockIndexWithinCheckpoint: number;
 }
 
-export interface DutyIdentifier extends DutyKey {}
+export type DutyIdentifier = DutyKey;
 
 /** Only parseDuty() makes a ValidatedDuty (type-level brand; nothing at run time). */
 declare const validatedDutyBrand: unique symbol;

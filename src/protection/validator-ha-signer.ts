@@ -8,7 +8,14 @@ import type { PostgresSlashingProtectionDatabase } from './db/postgres.js';
 import type { ProtectionStore } from './db/store.js';
 import { SignerStoppedError } from './errors.js';
 import { SlashingProtectionService } from './slashing-protection-service.js';
-import { type HexLike, type Logger, type ProtectionObserver, type SigningContext, type ValidatedDuty, isProtectedDutyType } from './types.js';
+import {
+  type HexLike,
+  type Logger,
+  type ProtectionObserver,
+  type SigningContext,
+  type ValidatedDuty,
+  isProtectedDutyType,
+} from './types.js';
 import { parseDuty, toDutyType } from './values.js';
 
 export { SigningTimeoutError, SignerStoppedError } from './errors.js';

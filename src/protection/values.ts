@@ -21,7 +21,10 @@ function hexOf(field: string, value: unknown): string {
     const text = String(value);
     if (text !== '[object Object]') return text;
   }
-  throw new InvalidDutyInputError(field, `expected a 0x-prefixed hex string or an object whose toString() gives one, got ${describe(value)}`);
+  throw new InvalidDutyInputError(
+    field,
+    `expected a 0x-prefixed hex string or an object whose toString() gives one, got ${describe(value)}`,
+  );
 }
 
 function describe(value: unknown): string {

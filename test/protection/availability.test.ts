@@ -26,7 +26,10 @@ afterEach(async () => {
 });
 
 async function signerOn(databaseUrl: string, nodeId: string, overrides: Partial<CreateHASignerConfig> = {}, deps: CreateHASignerDeps = {}) {
-  const created = await createHASigner({ databaseUrl, nodeId, rollupAddress: ROLLUP, pollingIntervalMs: 100, signingTimeoutMs: 3_000, ...overrides }, deps);
+  const created = await createHASigner(
+    { databaseUrl, nodeId, rollupAddress: ROLLUP, pollingIntervalMs: 100, signingTimeoutMs: 3_000, ...overrides },
+    deps,
+  );
   await created.signer.start();
   cleanups.unshift(() => created.signer.stop());
   return created;
@@ -48,9 +51,15 @@ async function session(url: string): Promise<pg.Client> {
 }
 
 /** Fails the test (instead of hanging it) when `run` has not settled in `ms`. */
-const within = <T>(ms: number, run: Promise<T>): Promise<T> => withTimeout(() => run, ms, () => new Error(`no answer within ${ms} ms`));
+const within = <T>(ms: number, run: Promise<T>): Promise<T> =>
+  withTimeout(
+    () => run,
+    ms,
+    () => new Error(`no answer within ${ms} ms`),
+  );
 
-const keyWhere = (slot: number) => `rollup_address = '${ROLLUP}' AND validator_address = '${VALIDATOR}' AND slot = ${slot} AND duty_type = 'ATTESTATION'`;
+const keyWhere = (slot: number) =>
+  `rollup_address = '${ROLLUP}' AND validator_address = '${VALIDATOR}' AND slot = ${slot} AND duty_type = 'ATTESTATION'`;
 
 describe('bounded statements: a hung database becomes DatabaseUnavailableError', () => {
   it('a claim blocked on a lock is cancelled by PostgreSQL (lock_timeout) within the bound', async () => {
@@ -69,7 +78,9 @@ describe('bounded statements: a hung database becomes DatabaseUnavailableError',
     expect(called).toBe(false);
     expect(db.health().answering).toBe(false);
     await locker.query('ROLLBACK');
-    await expect(signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(1))).resolves.toBe(fakeSignature(1));
+    await expect(signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(1))).resolves.toBe(
+      fakeSignature(1),
+    );
     expect(db.health().answering).toBe(true);
   });
 
@@ -80,12 +91,20 @@ describe('bounded statements: a hung database becomes DatabaseUnavailableError',
     await signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(1));
     proxy.freeze(); // every open connection (the pool's idle one included) stops answering
     const startedAt = Date.now();
-    await expect(within(10_000, signer.signWithProtection(VALIDATOR, hash(2), attestation(2), async () => fakeSignature(2)))).rejects.toBeInstanceOf(
-      DatabaseUnavailableError,
-    );
+    await expect(
+      within(
+        10_000,
+        signer.signWithProtection(VALIDATOR, hash(2), attestation(2), async () => fakeSignature(2)),
+      ),
+    ).rejects.toBeInstanceOf(DatabaseUnavailableError);
     expect(Date.now() - startedAt).toBeLessThan(3_000);
     expect(db.health()).toMatchObject({ answering: false });
-    await expect(within(10_000, signer.signWithProtection(VALIDATOR, hash(3), attestation(3), async () => fakeSignature(3)))).resolves.toBe(fakeSignature(3));
+    await expect(
+      within(
+        10_000,
+        signer.signWithProtection(VALIDATOR, hash(3), attestation(3), async () => fakeSignature(3)),
+      ),
+    ).resolves.toBe(fakeSignature(3));
     expect(db.health().answering).toBe(true);
   });
 
@@ -96,14 +115,20 @@ describe('bounded statements: a hung database becomes DatabaseUnavailableError',
     const b = await signerOn(url, 'b', { signingTimeoutMs: 300 });
     await a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(1));
     proxy.loseReplies();
-    await expect(within(10_000, a.signer.signWithProtection(VALIDATOR, hash(2), attestation(2), async () => fakeSignature(2)))).rejects.toBeInstanceOf(
-      DatabaseUnavailableError,
-    );
+    await expect(
+      within(
+        10_000,
+        a.signer.signWithProtection(VALIDATOR, hash(2), attestation(2), async () => fakeSignature(2)),
+      ),
+    ).rejects.toBeInstanceOf(DatabaseUnavailableError);
     // Released in the background as soon as the database answers (here at once, on a new connection).
     let rows = await sql(url, `SELECT node_id FROM validator_duties WHERE slot = 2`);
-    for (let i = 0; i < 100 && rows.length > 0; i++) rows = (await sleep(20), await sql(url, `SELECT node_id FROM validator_duties WHERE slot = 2`));
+    for (let i = 0; i < 100 && rows.length > 0; i++)
+      rows = (await sleep(20), await sql(url, `SELECT node_id FROM validator_duties WHERE slot = 2`));
     expect(rows).toEqual([]);
-    await expect(b.signer.signWithProtection(VALIDATOR, hash(2), attestation(2), async () => fakeSignature(3))).resolves.toBe(fakeSignature(3));
+    await expect(b.signer.signWithProtection(VALIDATOR, hash(2), attestation(2), async () => fakeSignature(3))).resolves.toBe(
+      fakeSignature(3),
+    );
   });
 
   it('ping tells readiness within its timeout that the database does not answer', async () => {
@@ -135,7 +160,12 @@ describe('a stuck batch statement does not hold back new duties', () => {
     void stuck.catch(() => {});
     await sleep(100);
     const startedAt = Date.now();
-    await expect(within(15_000, b.signer.signWithProtection(VALIDATOR, hash(2), attestation(2), async () => fakeSignature(2)))).resolves.toBe(fakeSignature(2));
+    await expect(
+      within(
+        15_000,
+        b.signer.signWithProtection(VALIDATOR, hash(2), attestation(2), async () => fakeSignature(2)),
+      ),
+    ).resolves.toBe(fakeSignature(2));
     expect(Date.now() - startedAt).toBeLessThan(1_500);
     await locker.query('ROLLBACK');
     holder.release();
@@ -158,7 +188,9 @@ describe('a waiter that times out answers from a fresh read', () => {
       `UPDATE validator_duties SET status = 'signed', signature = $1, completed_at = now(), lease_expires_at = NULL WHERE ${keyWhere(1)}`,
       [fakeSignature(1)],
     );
-    const waiter = b.signer.signWithProtection(VALIDATOR, attemptedHash, attestation(1), async () => fakeSignature(2)).catch((error: unknown) => error);
+    const waiter = b.signer
+      .signWithProtection(VALIDATOR, attemptedHash, attestation(1), async () => fakeSignature(2))
+      .catch((error: unknown) => error);
     await sleep(700); // past b's signingTimeoutMs
     await recorder.query('COMMIT');
     const outcome = await within(10_000, waiter);
@@ -189,7 +221,11 @@ describe('LISTEN reconnects promptly', () => {
     const name = new URL(url).pathname.slice(1);
     await sql(admin, `ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS false`);
     cleanups.unshift(() => sql(admin, `ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`));
-    await sql(admin, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'ha-signer-listen'`, [name]);
+    await sql(
+      admin,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'ha-signer-listen'`,
+      [name],
+    );
     for (let i = 0; i < 50 && db.notifications?.connected; i++) await sleep(20);
     expect(db.notifications?.connected).toBe(false);
     await sleep(4_000); // a doubling backoff would now wait seconds between attempts

@@ -24,14 +24,17 @@ describe('BatchQueue', () => {
     const sizes: number[] = [];
     let inFlight = 0;
     let maxSeen = 0;
-    const queue = new BatchQueue<number, number>(async (items) => {
-      inFlight++;
-      maxSeen = Math.max(maxSeen, inFlight);
-      sizes.push(items.length);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      inFlight--;
-      return items;
-    }, { maxBatchSize: 3, maxInFlight: 2 });
+    const queue = new BatchQueue<number, number>(
+      async (items) => {
+        inFlight++;
+        maxSeen = Math.max(maxSeen, inFlight);
+        sizes.push(items.length);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        inFlight--;
+        return items;
+      },
+      { maxBatchSize: 3, maxInFlight: 2 },
+    );
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => queue.submit(i)));
     expect(results).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(Math.max(...sizes)).toBeLessThanOrEqual(3);

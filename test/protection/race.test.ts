@@ -5,7 +5,18 @@
 import { createHASigner as createAztecHASigner } from '@aztec/validator-ha-signer/factory';
 import { afterEach, describe, expect, it } from 'vitest';
 import { killAllProcesses, spawnJsonLines } from '../support/processes.js';
-import { OTHER_ROLLUP, ROLLUP, VALIDATOR, attestation, fakeSignature, hash, migratedDatabase, sql, startSigner, stopAllSigners } from '../support/protection.js';
+import {
+  OTHER_ROLLUP,
+  ROLLUP,
+  VALIDATOR,
+  attestation,
+  fakeSignature,
+  hash,
+  migratedDatabase,
+  sql,
+  startSigner,
+  stopAllSigners,
+} from '../support/protection.js';
 
 const WORKER = new URL('./fixtures/race-worker.ts', import.meta.url).pathname;
 
@@ -33,7 +44,10 @@ describe('races across processes', () => {
     const codes = await Promise.all(workers.map((w) => w.exited));
     expect(codes, workers.map((w) => w.stderr()).join('\n')).toEqual([0, 0, 0]);
     const released = workers.flatMap((w) => w.lines.filter((l): l is Released => 'released' in l));
-    const rows = await sql<{ slot: string; message_hash: string; status: string }>(url, 'SELECT slot, message_hash, status FROM validator_duties');
+    const rows = await sql<{ slot: string; message_hash: string; status: string }>(
+      url,
+      'SELECT slot, message_hash, status FROM validator_duties',
+    );
     expectOneReleasePerSignedDuty(released, rows);
     // Injected failures release duties for retry; almost every duty ends signed.
     expect(rows.filter((row) => row.status === 'signed').length).toBeGreaterThan(190);
@@ -42,7 +56,15 @@ describe('races across processes', () => {
 
   it('a process killed between lock and record is taken over by another node after its lease', async () => {
     const url = await migratedDatabase('kill');
-    const holder = spawnJsonLines(WORKER, { RACE_DATABASE_URL: url, RACE_VALIDATOR: VALIDATOR, RACE_ROLLUP: ROLLUP, RACE_NODE_ID: 'doomed', RACE_MODE: 'hang', RACE_FIRST_SLOT: '7', RACE_LEASE_MS: '1500' });
+    const holder = spawnJsonLines(WORKER, {
+      RACE_DATABASE_URL: url,
+      RACE_VALIDATOR: VALIDATOR,
+      RACE_ROLLUP: ROLLUP,
+      RACE_NODE_ID: 'doomed',
+      RACE_MODE: 'hang',
+      RACE_FIRST_SLOT: '7',
+      RACE_LEASE_MS: '1500',
+    });
     await holder.waitFor((line) => line.claimed === 7);
     holder.child.kill('SIGKILL');
     await holder.exited;
@@ -51,7 +73,9 @@ describe('races across processes', () => {
 
     const survivor = await startSigner(url, { nodeId: 'survivor', maxStuckDutiesAgeMs: 1_500, signingTimeoutMs: 5_000 });
     const startedAt = Date.now();
-    await expect(survivor.signer.signWithProtection(VALIDATOR, hash(7), attestation(7), async () => fakeSignature(7))).resolves.toBe(fakeSignature(7));
+    await expect(survivor.signer.signWithProtection(VALIDATOR, hash(7), attestation(7), async () => fakeSignature(7))).resolves.toBe(
+      fakeSignature(7),
+    );
     const [after] = await sql(url, 'SELECT status, node_id, takeovers, message_hash FROM validator_duties');
     expect(after).toEqual({ status: 'signed', node_id: 'survivor', takeovers: 1, message_hash: hash(7) });
     expect(Date.now() - startedAt).toBeLessThan(5_000);
@@ -76,16 +100,48 @@ describe("interoperability with Aztec's published @aztec/validator-ha-signer", (
     const ours = await startSigner(url, { nodeId: 'ours' });
     try {
       const v = { toString: () => VALIDATOR };
-      await expect(aztec.signWithProtection(v as never, { toString: () => hash(1) } as never, attestation(1) as never, async () => fakeSignature(1) as never)).resolves.toBe(fakeSignature(1));
-      await expect(ours.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(9))).rejects.toMatchObject({ name: 'DutyAlreadySignedError', signedByNode: 'aztec-node' });
-      await expect(ours.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(9))).rejects.toMatchObject({ name: 'SlashingProtectionError' });
+      await expect(
+        aztec.signWithProtection(
+          v as never,
+          { toString: () => hash(1) } as never,
+          attestation(1) as never,
+          async () => fakeSignature(1) as never,
+        ),
+      ).resolves.toBe(fakeSignature(1));
+      await expect(ours.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(9))).rejects.toMatchObject({
+        name: 'DutyAlreadySignedError',
+        signedByNode: 'aztec-node',
+      });
+      await expect(ours.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(9))).rejects.toMatchObject({
+        name: 'SlashingProtectionError',
+      });
 
       await ours.signer.signWithProtection(VALIDATOR, hash(3), attestation(2), async () => fakeSignature(3));
-      await expect(aztec.signWithProtection(v as never, { toString: () => hash(3) } as never, attestation(2) as never, async () => fakeSignature(9) as never)).rejects.toMatchObject({ name: 'DutyAlreadySignedError' });
-      await expect(aztec.signWithProtection(v as never, { toString: () => hash(4) } as never, attestation(2) as never, async () => fakeSignature(9) as never)).rejects.toMatchObject({ name: 'SlashingProtectionError' });
+      await expect(
+        aztec.signWithProtection(
+          v as never,
+          { toString: () => hash(3) } as never,
+          attestation(2) as never,
+          async () => fakeSignature(9) as never,
+        ),
+      ).rejects.toMatchObject({ name: 'DutyAlreadySignedError' });
+      await expect(
+        aztec.signWithProtection(
+          v as never,
+          { toString: () => hash(4) } as never,
+          attestation(2) as never,
+          async () => fakeSignature(9) as never,
+        ),
+      ).rejects.toMatchObject({ name: 'SlashingProtectionError' });
       // Their failure path releases; our waiter, woken by the database's notification, then signs.
-      await expect(aztec.signWithProtection(v as never, { toString: () => hash(5) } as never, attestation(3) as never, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
-      await expect(ours.signer.signWithProtection(VALIDATOR, hash(6), attestation(3), async () => fakeSignature(6))).resolves.toBe(fakeSignature(6));
+      await expect(
+        aztec.signWithProtection(v as never, { toString: () => hash(5) } as never, attestation(3) as never, async () =>
+          Promise.reject(new Error('boom')),
+        ),
+      ).rejects.toThrow('boom');
+      await expect(ours.signer.signWithProtection(VALIDATOR, hash(6), attestation(3), async () => fakeSignature(6))).resolves.toBe(
+        fakeSignature(6),
+      );
     } finally {
       await aztec.stop();
     }
@@ -104,7 +160,12 @@ describe("interoperability with Aztec's published @aztec/validator-ha-signer", (
         const slot = 1 + next++;
         const messageHash = `0x${slot.toString(16).padStart(32, '0')}${'aa'.repeat(16)}`;
         try {
-          await aztec.signWithProtection({ toString: () => VALIDATOR } as never, { toString: () => messageHash } as never, { dutyType: 'BLOCK_PROPOSAL', slot: BigInt(slot), blockNumber: 1n, blockIndexWithinCheckpoint: 0 } as never, async () => `0x${messageHash.slice(2)}${'00'.repeat(32)}1c` as never);
+          await aztec.signWithProtection(
+            { toString: () => VALIDATOR } as never,
+            { toString: () => messageHash } as never,
+            { dutyType: 'BLOCK_PROPOSAL', slot: BigInt(slot), blockNumber: 1n, blockIndexWithinCheckpoint: 0 } as never,
+            async () => `0x${messageHash.slice(2)}${'00'.repeat(32)}1c` as never,
+          );
           aztecReleased.push({ released: slot, messageHash, nodeId: 'aztec-node' });
         } catch {
           // DutyAlreadySigned / SlashingProtection: expected.
@@ -119,7 +180,10 @@ describe("interoperability with Aztec's published @aztec/validator-ha-signer", (
       await aztec.stop();
     }
     const released = [...aztecReleased, ...workers.flatMap((w) => w.lines.filter((l): l is Released => 'released' in l))];
-    const rows = await sql<{ slot: string; message_hash: string; status: string }>(url, 'SELECT slot, message_hash, status FROM validator_duties');
+    const rows = await sql<{ slot: string; message_hash: string; status: string }>(
+      url,
+      'SELECT slot, message_hash, status FROM validator_duties',
+    );
     expectOneReleasePerSignedDuty(released, rows);
     expect(aztecReleased.length).toBeGreaterThan(0);
   });
@@ -140,10 +204,17 @@ describe("interoperability with Aztec's published @aztec/validator-ha-signer", (
     // Age the Aztec claim far past any lease (fixture: bypass our immutability trigger).
     await sql(url, `SET session_replication_role = replica; UPDATE validator_duties SET started_at = started_at - interval '1 hour'`);
     const ours = await startSigner(url, { nodeId: 'ours', maxStuckDutiesAgeMs: 1_000, signingTimeoutMs: 400 });
-    await expect(ours.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).rejects.toMatchObject({ name: 'DutyInProgressError', holderNodeId: 'aztec-node' });
+    await expect(ours.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).rejects.toMatchObject({
+      name: 'DutyInProgressError',
+      holderNodeId: 'aztec-node',
+    });
     // The database refuses such a takeover even from a client that tries it directly.
-    await expect(sql(url, `UPDATE validator_duties SET message_hash = $1, lock_token = 'x'`, [hash(2)])).rejects.toMatchObject({ code: 'HA004' });
-    await expect(ours.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(1))).resolves.toBe(fakeSignature(1));
+    await expect(sql(url, `UPDATE validator_duties SET message_hash = $1, lock_token = 'x'`, [hash(2)])).rejects.toMatchObject({
+      code: 'HA004',
+    });
+    await expect(ours.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(1))).resolves.toBe(
+      fakeSignature(1),
+    );
     const [row] = await sql(url, 'SELECT status, node_id, message_hash FROM validator_duties');
     expect(row).toEqual({ status: 'signed', node_id: 'ours', message_hash: hash(1) });
     await aztec.stop().catch(() => {});

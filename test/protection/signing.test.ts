@@ -15,7 +15,19 @@ import {
   runMigrations,
 } from '../../src/protection/index.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { ROLLUP, VALIDATOR, attestation, gatedSignFn, blockProposal, fakeSignature, hash, migratedDatabase, sql, startSigner, stopAllSigners } from '../support/protection.js';
+import {
+  ROLLUP,
+  VALIDATOR,
+  attestation,
+  gatedSignFn,
+  blockProposal,
+  fakeSignature,
+  hash,
+  migratedDatabase,
+  sql,
+  startSigner,
+  stopAllSigners,
+} from '../support/protection.js';
 
 afterEach(stopAllSigners);
 
@@ -31,15 +43,31 @@ describe('signWithProtection', () => {
 
     const again = b.signer.signWithProtection(VALIDATOR, hash(1), blockProposal(100), async () => fakeSignature(2));
     await expect(again).rejects.toBeInstanceOf(DutyAlreadySignedError);
-    await expect(again).rejects.toMatchObject({ slot: 100n, dutyType: 'BLOCK_PROPOSAL', blockIndexWithinCheckpoint: 0, signedByNode: 'a', signature: fakeSignature(1) });
+    await expect(again).rejects.toMatchObject({
+      slot: 100n,
+      dutyType: 'BLOCK_PROPOSAL',
+      blockIndexWithinCheckpoint: 0,
+      signedByNode: 'a',
+      signature: fakeSignature(1),
+    });
 
     const conflicting = b.signer.signWithProtection(VALIDATOR, hash(2), blockProposal(100), async () => fakeSignature(3));
     await expect(conflicting).rejects.toBeInstanceOf(SlashingProtectionError);
-    await expect(conflicting).rejects.toMatchObject({ existingMessageHash: hash(1), attemptedMessageHash: hash(2), signedByNode: 'a', blockIndexWithinCheckpoint: 0 });
+    await expect(conflicting).rejects.toMatchObject({
+      existingMessageHash: hash(1),
+      attemptedMessageHash: hash(2),
+      signedByNode: 'a',
+      blockIndexWithinCheckpoint: 0,
+    });
 
     // Another block index of the same slot is another duty.
-    await expect(b.signer.signWithProtection(VALIDATOR, hash(2), blockProposal(100, 1), async () => fakeSignature(4))).resolves.toBe(fakeSignature(4));
-    const rows = await sql(url, 'SELECT block_index_within_checkpoint, status, signature, node_id, checkpoint_number FROM validator_duties ORDER BY 1');
+    await expect(b.signer.signWithProtection(VALIDATOR, hash(2), blockProposal(100, 1), async () => fakeSignature(4))).resolves.toBe(
+      fakeSignature(4),
+    );
+    const rows = await sql(
+      url,
+      'SELECT block_index_within_checkpoint, status, signature, node_id, checkpoint_number FROM validator_duties ORDER BY 1',
+    );
     expect(rows).toEqual([
       { block_index_within_checkpoint: 0, status: 'signed', signature: fakeSignature(1), node_id: 'a', checkpoint_number: '0' },
       { block_index_within_checkpoint: 1, status: 'signed', signature: fakeSignature(4), node_id: 'b', checkpoint_number: '0' },
@@ -56,7 +84,12 @@ describe('signWithProtection', () => {
       }
     }
     const returned = new Signature(fakeSignature(9));
-    const result = await signer.signWithProtection({ toString: () => VALIDATOR }, { toString: () => hash(9) }, { ...attestation(5), checkpointNumber: 42n }, async () => returned);
+    const result = await signer.signWithProtection(
+      { toString: () => VALIDATOR },
+      { toString: () => hash(9) },
+      { ...attestation(5), checkpointNumber: 42n },
+      async () => returned,
+    );
     expect(result).toBe(returned);
     const [row] = await sql(url, 'SELECT block_index_within_checkpoint, checkpoint_number, block_number FROM validator_duties');
     expect(row).toEqual({ block_index_within_checkpoint: -1, checkpoint_number: '42', block_number: '7' });
@@ -76,12 +109,18 @@ describe('signWithProtection', () => {
     const url = await migratedDatabase();
     const a = await startSigner(url, { nodeId: 'a', signingOperationTimeoutMs: 200 });
     const b = await startSigner(url, { nodeId: 'b' });
-    await expect(a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => Promise.reject(new Error('hsm offline')))).rejects.toThrow('hsm offline');
-    await expect(b.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).resolves.toBe(fakeSignature(2));
+    await expect(
+      a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => Promise.reject(new Error('hsm offline'))),
+    ).rejects.toThrow('hsm offline');
+    await expect(b.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).resolves.toBe(
+      fakeSignature(2),
+    );
 
     const hanging = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(2), () => new Promise<string>(() => {}));
     await expect(hanging).rejects.toBeInstanceOf(SigningTimeoutError);
-    await expect(b.signer.signWithProtection(VALIDATOR, hash(1), attestation(2), async () => fakeSignature(3))).resolves.toBe(fakeSignature(3));
+    await expect(b.signer.signWithProtection(VALIDATOR, hash(1), attestation(2), async () => fakeSignature(3))).resolves.toBe(
+      fakeSignature(3),
+    );
   });
 
   it('refuses a malformed signature from signFn and releases the duty', async () => {
@@ -101,8 +140,12 @@ describe('signWithProtection', () => {
     };
     await expect(signer.signWithProtection('0x1234', hash(1), attestation(1), signFn)).rejects.toBeInstanceOf(InvalidDutyInputError);
     await expect(signer.signWithProtection(VALIDATOR, '0x12', attestation(1), signFn)).rejects.toThrow(/^messageHash: /);
-    await expect(signer.signWithProtection(VALIDATOR, hash(1), { dutyType: 'BLOCK_PROPOSAL', slot: 1n }, signFn)).rejects.toThrow(/blockIndexWithinCheckpoint/);
-    await expect(signer.signWithProtection(VALIDATOR, hash(1), { dutyType: 'NOPE' as never, slot: 1n }, signFn)).rejects.toThrow(/^context.dutyType: /);
+    await expect(signer.signWithProtection(VALIDATOR, hash(1), { dutyType: 'BLOCK_PROPOSAL', slot: 1n }, signFn)).rejects.toThrow(
+      /blockIndexWithinCheckpoint/,
+    );
+    await expect(signer.signWithProtection(VALIDATOR, hash(1), { dutyType: 'NOPE' as never, slot: 1n }, signFn)).rejects.toThrow(
+      /^context.dutyType: /,
+    );
     expect(called).toBe(false);
     expect(await sql(url, 'SELECT * FROM validator_duties')).toHaveLength(0);
   });
@@ -122,16 +165,20 @@ describe('signDuty: the typed entry point (validated once at the edge)', () => {
       }),
     ).resolves.toBe(returned);
     expect(seen).toBe(hash(10));
-    expect(await sql(url, 'SELECT validator_address, message_hash, signature, block_index_within_checkpoint FROM validator_duties')).toEqual([
-      { validator_address: VALIDATOR, message_hash: hash(10), signature: fakeSignature(10), block_index_within_checkpoint: 1 },
-    ]);
+    expect(
+      await sql(url, 'SELECT validator_address, message_hash, signature, block_index_within_checkpoint FROM validator_duties'),
+    ).toEqual([{ validator_address: VALIDATOR, message_hash: hash(10), signature: fakeSignature(10), block_index_within_checkpoint: 1 }]);
     // The positional adapter takes the same path: the same duty is already signed.
-    await expect(a.signer.signWithProtection(VALIDATOR, hash(10), blockProposal(10, 1), async () => fakeSignature(11))).rejects.toMatchObject({
+    await expect(
+      a.signer.signWithProtection(VALIDATOR, hash(10), blockProposal(10, 1), async () => fakeSignature(11)),
+    ).rejects.toMatchObject({
       name: 'DutyAlreadySignedError',
       signature: fakeSignature(10),
     });
     await a.signer.stop();
-    await expect(a.signer.signDuty(parseDuty(VALIDATOR, hash(12), attestation(12)), async () => fakeSignature(12))).rejects.toBeInstanceOf(SignerStoppedError);
+    await expect(a.signer.signDuty(parseDuty(VALIDATOR, hash(12), attestation(12)), async () => fakeSignature(12))).rejects.toBeInstanceOf(
+      SignerStoppedError,
+    );
   });
 });
 
@@ -164,7 +211,10 @@ describe('rule 1: a signature is released only after its signed record is durabl
     const { signer } = await startSigner(url);
     const attempt = signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => {
       // Kill every connection of this database, including the pool's.
-      await sql(url, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`);
+      await sql(
+        url,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+      );
       await sql(url, `ALTER TABLE validator_duties RENAME TO validator_duties_gone`);
       return fakeSignature(1);
     });
@@ -187,7 +237,9 @@ describe('rule 2: leases in database time let any node take over a dead holder',
     await holder.entered;
     await expect(aAttempt).rejects.toBeInstanceOf(SigningTimeoutError);
     releaseA();
-    await expect(b.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).resolves.toBe(fakeSignature(2));
+    await expect(b.signer.signWithProtection(VALIDATOR, hash(2), attestation(1), async () => fakeSignature(2))).resolves.toBe(
+      fakeSignature(2),
+    );
   });
 
   it('a stalled holder whose lease lapsed (timers beyond our control) cannot record after a takeover', async () => {
@@ -234,10 +286,12 @@ describe('rule 5: waiters are woken by LISTEN/NOTIFY, not by polling', () => {
     const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), holder.signFn);
     await holder.entered;
     let learnedAt = 0;
-    const bAttempt = b.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(2)).catch((error: unknown) => {
-      learnedAt = performance.now();
-      return error;
-    });
+    const bAttempt = b.signer
+      .signWithProtection(VALIDATOR, hash(1), attestation(1), async () => fakeSignature(2))
+      .catch((error: unknown) => {
+        learnedAt = performance.now();
+        return error;
+      });
     await sleep(300);
     release();
     await aAttempt;
@@ -273,7 +327,9 @@ describe('rule 6: fail closed', () => {
     const url = await migratedDatabase();
     const { signer } = await startSigner(url, { poolConnectionTimeoutMs: 1_000 });
     await sql(url.replace(/\/[^/]+$/, '/postgres'), `ALTER DATABASE ${new URL(url).pathname.slice(1)} WITH ALLOW_CONNECTIONS false`);
-    await sql(url.replace(/\/[^/]+$/, '/postgres'), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, [new URL(url).pathname.slice(1)]);
+    await sql(url.replace(/\/[^/]+$/, '/postgres'), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, [
+      new URL(url).pathname.slice(1),
+    ]);
     let called = false;
     const attempt = signer.signWithProtection(VALIDATOR, hash(1), attestation(1), async () => {
       called = true;
@@ -307,7 +363,10 @@ describe('notification connection loss', () => {
     const url = await migratedDatabase();
     const a = await startSigner(url, { nodeId: 'a' });
     const b = await startSigner(url, { nodeId: 'b', pollingIntervalMs: 50, signingTimeoutMs: 10_000 });
-    await sql(url, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ha-signer-listen' AND datname = current_database()`);
+    await sql(
+      url,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ha-signer-listen' AND datname = current_database()`,
+    );
     const holder = gatedSignFn(() => fakeSignature(1));
     const release = holder.release;
     const aAttempt = a.signer.signWithProtection(VALIDATOR, hash(1), attestation(1), holder.signFn);
@@ -320,7 +379,10 @@ describe('notification connection loss', () => {
     // Reconnected: the LISTEN session is back.
     for (let i = 0; i < 50 && b.db.notifications?.connected !== true; i++) await sleep(100);
     expect(b.db.notifications?.connected).toBe(true);
-    const listeners = await sql(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'ha-signer-listen' AND datname = current_database()`);
+    const listeners = await sql(
+      url,
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'ha-signer-listen' AND datname = current_database()`,
+    );
     expect(listeners[0]?.n).toBe(2);
   });
 });

@@ -24,9 +24,27 @@ describe('duty input validation', () => {
   });
 
   it('maps the context as the package does: block index only for BLOCK_PROPOSAL, votes store block 0', () => {
-    const proposal = dutyFromContext(ROLLUP, V, H, { dutyType: 'BLOCK_PROPOSAL', slot: 5, blockNumber: 9n, blockIndexWithinCheckpoint: 2, checkpointNumber: 3 }, 'n');
-    expect(proposal).toMatchObject({ slot: 5n, blockNumber: 9n, blockIndexWithinCheckpoint: 2, checkpointNumber: 3n, dutyType: DutyType.BLOCK_PROPOSAL });
-    const attestation = dutyFromContext(ROLLUP, V, H, { dutyType: 'ATTESTATION', slot: 5n, blockNumber: 9n, blockIndexWithinCheckpoint: 4 }, 'n');
+    const proposal = dutyFromContext(
+      ROLLUP,
+      V,
+      H,
+      { dutyType: 'BLOCK_PROPOSAL', slot: 5, blockNumber: 9n, blockIndexWithinCheckpoint: 2, checkpointNumber: 3 },
+      'n',
+    );
+    expect(proposal).toMatchObject({
+      slot: 5n,
+      blockNumber: 9n,
+      blockIndexWithinCheckpoint: 2,
+      checkpointNumber: 3n,
+      dutyType: DutyType.BLOCK_PROPOSAL,
+    });
+    const attestation = dutyFromContext(
+      ROLLUP,
+      V,
+      H,
+      { dutyType: 'ATTESTATION', slot: 5n, blockNumber: 9n, blockIndexWithinCheckpoint: 4 },
+      'n',
+    );
     expect(attestation.blockIndexWithinCheckpoint).toBe(-1);
     expect(attestation.checkpointNumber).toBe(0n);
     const vote = dutyFromContext(ROLLUP, V, H, { dutyType: 'GOVERNANCE_VOTE', slot: 5n, blockNumber: 9n }, 'n');
@@ -47,12 +65,25 @@ describe('duty input validation', () => {
     expect(() => dutyFromContext(ROLLUP, V, H, context as never, 'n')).toThrow(InvalidDutyInputError);
   });
 
-  it('parseDuty validates once into a ValidatedDuty (no rollup or node: those are the signer\'s); checkpoint only when given', () => {
-    const duty = parseDuty({ toString: () => V }, H.toUpperCase().replace('0X', '0x'), { dutyType: 'ATTESTATION', slot: 7, blockNumber: 8 });
-    expect(duty).toEqual({ validatorAddress: V.toLowerCase(), messageHash: H, dutyType: DutyType.ATTESTATION, slot: 7n, blockNumber: 8n, blockIndexWithinCheckpoint: -1 });
+  it("parseDuty validates once into a ValidatedDuty (no rollup or node: those are the signer's); checkpoint only when given", () => {
+    const duty = parseDuty({ toString: () => V }, H.toUpperCase().replace('0X', '0x'), {
+      dutyType: 'ATTESTATION',
+      slot: 7,
+      blockNumber: 8,
+    });
+    expect(duty).toEqual({
+      validatorAddress: V.toLowerCase(),
+      messageHash: H,
+      dutyType: DutyType.ATTESTATION,
+      slot: 7n,
+      blockNumber: 8n,
+      blockIndexWithinCheckpoint: -1,
+    });
     expect(parseDuty(V, H, { dutyType: 'ATTESTATION', slot: 7n, checkpointNumber: '12' as never }).checkpointNumber).toBe(12n);
     expect(claimParams(duty, ROLLUP, 'node-1')).toEqual({ ...duty, rollupAddress: ROLLUP, nodeId: 'node-1', checkpointNumber: 0n });
-    expect(() => parseDuty(V, H, { dutyType: 'AUTH_REQUEST', slot: 1n })).toThrow(/^context\.dutyType: AUTH_REQUEST is not a protected duty type/);
+    expect(() => parseDuty(V, H, { dutyType: 'AUTH_REQUEST', slot: 1n })).toThrow(
+      /^context\.dutyType: AUTH_REQUEST is not a protected duty type/,
+    );
     expect(() => parseDuty(V, '0x12', { dutyType: 'ATTESTATION', slot: 1n })).toThrow(/^messageHash: /);
     expect(() => parseDuty(V, H, null as never)).toThrow(/^context: /);
   });
@@ -66,7 +97,16 @@ describe('duty input validation', () => {
 describe('configuration', () => {
   it('takes the package defaults', () => {
     const config = configFromEnv({});
-    expect(config).toMatchObject({ pollingIntervalMs: 100, signingTimeoutMs: 3000, maxStuckDutiesAgeMs: 144000, poolMaxCount: 10, poolMinCount: 0, poolIdleTimeoutMs: 10000, poolConnectionTimeoutMs: 0, haSigningEnabled: false });
+    expect(config).toMatchObject({
+      pollingIntervalMs: 100,
+      signingTimeoutMs: 3000,
+      maxStuckDutiesAgeMs: 144000,
+      poolMaxCount: 10,
+      poolMinCount: 0,
+      poolIdleTimeoutMs: 10000,
+      poolConnectionTimeoutMs: 0,
+      haSigningEnabled: false,
+    });
     expect(config.cleanupOldDutiesAfterHours).toBeUndefined();
   });
 
@@ -86,7 +126,18 @@ describe('configuration', () => {
       VALIDATOR_HA_OLD_DUTIES_MAX_AGE_H: '24',
       VALIDATOR_SIGNING_OPERATION_TIMEOUT_MS: '10000',
     });
-    expect(config).toMatchObject({ nodeId: 'pod-1', pollingIntervalMs: 50, signingTimeoutMs: 2000, maxStuckDutiesAgeMs: 60000, poolMaxCount: 20, poolMinCount: 2, rollupAddress: ROLLUP, cleanupOldDutiesAfterHours: 24, signingOperationTimeoutMs: 10000, haSigningEnabled: true });
+    expect(config).toMatchObject({
+      nodeId: 'pod-1',
+      pollingIntervalMs: 50,
+      signingTimeoutMs: 2000,
+      maxStuckDutiesAgeMs: 60000,
+      poolMaxCount: 20,
+      poolMinCount: 2,
+      rollupAddress: ROLLUP,
+      cleanupOldDutiesAfterHours: 24,
+      signingOperationTimeoutMs: 10000,
+      haSigningEnabled: true,
+    });
   });
 
   it.each([
@@ -109,13 +160,22 @@ describe('configuration', () => {
   });
 
   it('clamps the signing-operation timeout to half the lease and takes l1Contracts.rollupAddress', () => {
-    const resolved = resolveSignerConfig({ nodeId: 'n', pollingIntervalMs: 1, signingTimeoutMs: 1, maxStuckDutiesAgeMs: 10_000, signingOperationTimeoutMs: 30_000, l1Contracts: { rollupAddress: { toString: () => ROLLUP } } });
+    const resolved = resolveSignerConfig({
+      nodeId: 'n',
+      pollingIntervalMs: 1,
+      signingTimeoutMs: 1,
+      maxStuckDutiesAgeMs: 10_000,
+      signingOperationTimeoutMs: 30_000,
+      l1Contracts: { rollupAddress: { toString: () => ROLLUP } },
+    });
     expect(resolved.signingOperationTimeoutMs).toBe(5_000);
     expect(resolved.rollupAddress).toBe(ROLLUP);
   });
 
   it('requires a node id and a rollup', () => {
-    expect(() => resolveSignerConfig({ nodeId: '', pollingIntervalMs: 1, signingTimeoutMs: 1, rollupAddress: ROLLUP })).toThrow(/VALIDATOR_HA_NODE_ID/);
+    expect(() => resolveSignerConfig({ nodeId: '', pollingIntervalMs: 1, signingTimeoutMs: 1, rollupAddress: ROLLUP })).toThrow(
+      /VALIDATOR_HA_NODE_ID/,
+    );
     expect(() => resolveSignerConfig({ nodeId: 'n', pollingIntervalMs: 1, signingTimeoutMs: 1 })).toThrow(/VALIDATOR_HA_ROLLUP_ADDRESS/);
   });
 });

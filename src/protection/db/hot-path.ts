@@ -180,7 +180,10 @@ export class DutyLocks {
             break;
           } catch {
             if (++failures > 5) {
-              this.logger.warn({ dutyType: key.dutyType, slot: key.slot.toString() }, 'could not release a claim whose outcome was unknown; its lease ends it');
+              this.logger.warn(
+                { dutyType: key.dutyType, slot: key.slot.toString() },
+                'could not release a claim whose outcome was unknown; its lease ends it',
+              );
               return;
             }
             await sleep(500 * failures);

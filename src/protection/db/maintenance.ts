@@ -72,8 +72,20 @@ export class Maintenance {
   }
 
   /** Recorded duties of one validator in a slot range (for audit). */
-  async listDuties(rollupAddress: string, validatorAddress: string, fromSlot: bigint, toSlot: bigint, limit = 1000): Promise<ValidatorDutyRecord[]> {
-    const result = await this.runner.run<DutyRow>(SELECT_DUTIES_OF_VALIDATOR, [rollupAddress, validatorAddress, fromSlot.toString(), toSlot.toString(), limit]);
+  async listDuties(
+    rollupAddress: string,
+    validatorAddress: string,
+    fromSlot: bigint,
+    toSlot: bigint,
+    limit = 1000,
+  ): Promise<ValidatorDutyRecord[]> {
+    const result = await this.runner.run<DutyRow>(SELECT_DUTIES_OF_VALIDATOR, [
+      rollupAddress,
+      validatorAddress,
+      fromSlot.toString(),
+      toSlot.toString(),
+      limit,
+    ]);
     return result.rows.map((row) => toRecord(row, undefined, ''));
   }
 }

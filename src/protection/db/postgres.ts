@@ -92,10 +92,13 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
 
   /** Without initialize() (the package's API asks for it first), the first statement that needs it verifies the schema. */
   private checkpointColumn(): Promise<boolean> {
-    this.withCheckpoint ??= verifySchemaState(this.runner).then((state) => state.withCheckpoint, (error: unknown) => {
-      this.withCheckpoint = undefined;
-      throw error;
-    });
+    this.withCheckpoint ??= verifySchemaState(this.runner).then(
+      (state) => state.withCheckpoint,
+      (error: unknown) => {
+        this.withCheckpoint = undefined;
+        throw error;
+      },
+    );
     return this.withCheckpoint;
   }
 
@@ -172,7 +175,13 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
   }
 
   /** Recorded duties of one validator in a slot range (for audit). */
-  listDuties(rollupAddress: string, validatorAddress: string, fromSlot: bigint, toSlot: bigint, limit = 1000): Promise<ValidatorDutyRecord[]> {
+  listDuties(
+    rollupAddress: string,
+    validatorAddress: string,
+    fromSlot: bigint,
+    toSlot: bigint,
+    limit = 1000,
+  ): Promise<ValidatorDutyRecord[]> {
     return this.maintenance.listDuties(rollupAddress, validatorAddress, fromSlot, toSlot, limit);
   }
 

@@ -61,7 +61,11 @@ export function claimResult(row: ClaimRow | undefined, params: CheckAndRecordPar
  * validator_duties finds nothing). A new claim's record is therefore built from the parameters it inserted, which
  * are exactly what the row holds; this saves the second round trip a RETURNING-then-read would cost.
  */
-export function toRecord(row: DutyRow, params: Partial<CheckAndRecordParams> | DutyKey | undefined, lockToken: string): ValidatorDutyRecord {
+export function toRecord(
+  row: DutyRow,
+  params: Partial<CheckAndRecordParams> | DutyKey | undefined,
+  lockToken: string,
+): ValidatorDutyRecord {
   const p = (params ?? {}) as Partial<CheckAndRecordParams>;
   const record: ValidatorDutyRecord = {
     rollupAddress: row.rollup_address ?? p.rollupAddress ?? '',

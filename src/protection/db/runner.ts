@@ -47,7 +47,12 @@ export class StatementRunner {
   ) {}
 
   /** Runs one statement; a name makes each connection parse and plan it once. */
-  async run<R extends pg.QueryResultRow>(text: string, values: unknown[], name?: string, timeoutMs = this.statementTimeoutMs): Promise<pg.QueryResult<R>> {
+  async run<R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[],
+    name?: string,
+    timeoutMs = this.statementTimeoutMs,
+  ): Promise<pg.QueryResult<R>> {
     const clientTimeoutMs = timeoutMs + CLIENT_TIMEOUT_MARGIN_MS;
     // pg supports a per-query client-side timeout (query_timeout); its type definitions do not list it.
     const config: pg.QueryConfig & { query_timeout: number } = { text, values, query_timeout: clientTimeoutMs, ...(name ? { name } : {}) };
@@ -56,7 +61,10 @@ export class StatementRunner {
       const result = await withTimeout(
         () => this.pool.query<R>(config),
         clientTimeoutMs + timeoutMs,
-        () => new DatabaseUnavailableError(`PostgreSQL did not answer within ${clientTimeoutMs + timeoutMs} ms (no free connection or a hung one)`),
+        () =>
+          new DatabaseUnavailableError(
+            `PostgreSQL did not answer within ${clientTimeoutMs + timeoutMs} ms (no free connection or a hung one)`,
+          ),
       );
       this.answered();
       return result;

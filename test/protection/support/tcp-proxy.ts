@@ -23,10 +23,10 @@ export class FreezableProxy {
 
   static async start(databaseUrl: string): Promise<FreezableProxy> {
     const target = new URL(databaseUrl);
-    let proxy!: FreezableProxy;
-    const listener = net.createServer((client) => proxy.accept(client, target.hostname, Number(target.port || 5432)));
+    const listener = net.createServer();
     await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-    proxy = new FreezableProxy(listener, (listener.address() as net.AddressInfo).port);
+    const proxy = new FreezableProxy(listener, (listener.address() as net.AddressInfo).port);
+    listener.on('connection', (client: net.Socket) => proxy.accept(client, target.hostname, Number(target.port || 5432)));
     return proxy;
   }
 
