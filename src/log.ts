@@ -84,7 +84,8 @@ export function createLogger(options: CreateLoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       // errWithCause keeps `cause` as a nested error (type, message, code, stack) instead of folding it into text.
-      serializers: { err: pino.stdSerializers.errWithCause },
+      // An ErrorSummary (below) is already plain data: passed through as it is.
+      serializers: { err: (value: unknown) => (value instanceof Error ? pino.stdSerializers.errWithCause(value) : value) },
     },
     output(fd, format === 'pretty', stream.isTTY === true, options.onWriteError ?? (() => {})),
   );
@@ -127,4 +128,27 @@ export function logFn(logger: Logger): LogFn {
     if (fields.err !== undefined || fields.error !== undefined) logger.warn(fields, msg);
     else logger.info(fields, msg);
   };
+}
+
+export interface ErrorSummary {
+  type: string;
+  message: string;
+  code?: string;
+  cause?: ErrorSummary;
+  errors?: ErrorSummary[];
+}
+
+/**
+ * An error's type, message, code and cause chain, without stacks: for expected failures a loop retries (the database
+ * not up yet, an unreachable API server), where a stack on every attempt is noise but the cause (ECONNREFUSED) is the
+ * point. Unexpected errors are logged as `err: error` instead, stack and all.
+ */
+export function errorSummary(error: unknown, depth = 0): ErrorSummary {
+  if (!(error instanceof Error)) return { type: typeof error, message: String(error) };
+  const { code } = error as { code?: unknown };
+  const summary: ErrorSummary = { type: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
+  if (depth >= 5) return summary;
+  if (error.cause !== undefined) summary.cause = errorSummary(error.cause, depth + 1);
+  if (error instanceof AggregateError) summary.errors = error.errors.slice(0, 5).map((inner: unknown) => errorSummary(inner, depth + 1));
+  return summary;
 }

@@ -3,6 +3,7 @@
  * with backoff after any other error, and report when they last heard from the API server (for /healthz).
  */
 import * as k8s from '@kubernetes/client-node';
+import { errorSummary } from '../log.js';
 
 export interface ManagedInformer<T extends k8s.KubernetesObject> {
   readonly name: string;
@@ -52,7 +53,7 @@ export function managedInformer<T extends k8s.KubernetesObject>(
     if (stopped) return;
     opts.onError?.();
     failing ??= Date.now();
-    opts.log?.(`informer ${name}: ${(err as Error)?.message ?? String(err)}; restarting in ${backoff} ms`, { err });
+    opts.log?.(`informer ${name}: ${(err as Error)?.message ?? String(err)}; restarting in ${backoff} ms`, { err: errorSummary(err) });
     timer = setTimeout(() => {
       timer = undefined;
       // Re-list on restart (not only on 410): the list proves the connection works again and repairs the cache.

@@ -6,6 +6,7 @@
  * concurrency (resourceVersion) decides races: 409 means another candidate won.
  */
 import * as k8s from '@kubernetes/client-node';
+import { errorSummary } from '../log.js';
 import { isAlreadyExists, isConflict, isNotFound } from './kube.js';
 
 export interface LeaderElectionOptions {
@@ -70,7 +71,7 @@ export class LeaderElector {
    */
   async acquire(signal: AbortSignal): Promise<boolean> {
     while (!signal.aborted) {
-      if (await this.tryAcquireOrRenew().catch((e: Error) => (this.opts.log?.(`leader election: ${e.message}`, { err: e }), false))) {
+      if (await this.tryAcquireOrRenew().catch((e: Error) => (this.opts.log?.(`leader election: ${e.message}`, { err: errorSummary(e) }), false))) {
         this.leading = true;
         this.opts.log?.(`leader election: ${this.opts.identity} acquired lease ${this.opts.namespace}/${this.opts.name}`);
         return true;
@@ -89,7 +90,7 @@ export class LeaderElector {
     while (!signal.aborted) {
       await sleep(this.opts.retryPeriodMs, signal);
       if (signal.aborted) break;
-      const ok = await this.tryAcquireOrRenew().catch((e: Error) => (this.opts.log?.(`leader election: renew failed: ${e.message}`, { err: e }), false));
+      const ok = await this.tryAcquireOrRenew().catch((e: Error) => (this.opts.log?.(`leader election: renew failed: ${e.message}`, { err: errorSummary(e) }), false));
       if (ok) lastRenew = Date.now();
       else if (Date.now() - lastRenew >= this.opts.renewDeadlineMs) {
         this.leading = false;

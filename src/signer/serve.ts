@@ -11,7 +11,7 @@ import {
   resolveSignerConfig,
   type ValidatorHASigner,
 } from '../protection/index.js';
-import { createLogger } from '../log.js';
+import { createLogger, errorSummary } from '../log.js';
 import { authenticatorFromConfig } from './auth.js';
 import { LocalKeyBackend, type SigningBackend, Web3SignerBackend } from './backends.js';
 import { SERVE_USAGE, applyServeFlags, serveConfigFromEnv } from './config.js';
@@ -77,7 +77,9 @@ export async function serveCommand(args: string[]): Promise<void> {
       rollupAddress: resolved.rollupAddress,
       backend: backend.kind,
       validators: backend.addresses(),
-      auth: config.auth.disabled ? 'disabled' : { tokens: config.auth.tokensFile !== undefined, serviceAccounts: config.auth.serviceAccountsFile !== undefined },
+      auth: config.auth.disabled
+        ? 'disabled'
+        : { tokens: config.auth.tokensFile !== undefined, serviceAccounts: config.auth.serviceAccountsFile !== undefined },
       jsonRpc: { bearer: config.jsonRpcEnabled, aztecNodes: jsonRpc?.deps.clients?.current?.length ?? 0 },
       leaseMs: resolved.leaseMs,
     },
@@ -85,7 +87,9 @@ export async function serveCommand(args: string[]): Promise<void> {
   );
   if (config.auth.disabled) app.log.warn('authentication is DISABLED (HA_SIGNER_AUTH_DISABLED=true): any caller can sign with every key');
   if (jsonRpc?.deps.clients?.current?.some((c) => c.allowUnclaimedDigests)) {
-    app.log.warn('a JSON-RPC client may sign digests no duty claim covers (allowUnclaimedDigests); see docs/aztec-nodes.md for what that client is then protected from');
+    app.log.warn(
+      'a JSON-RPC client may sign digests no duty claim covers (allowUnclaimedDigests); see docs/aztec-nodes.md for what that client is then protected from',
+    );
   }
   await app.listen({ host: config.listenHost, port: config.port });
 
@@ -144,7 +148,7 @@ export async function serveCommand(args: string[]): Promise<void> {
       }
       const reason = `protection database not usable yet: ${(error as Error).message}`;
       readiness.setStartupProblem(reason);
-      app.log.warn({ attempt, err: error }, 'protection database not usable yet; retrying');
+      app.log.warn({ attempt, err: errorSummary(error) }, 'protection database not usable yet; retrying');
       await sleep(Math.min(STARTUP_RETRY_MAX_MS, 250 * 2 ** Math.min(attempt, 5)));
     }
   }
