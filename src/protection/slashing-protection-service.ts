@@ -1,8 +1,9 @@
 /**
  * Slashing protection: claims a duty (first writer holds the lock), tells later callers what happened to it,
  * lets waiters learn the outcome through database notifications, takes over duties whose holder's lease expired,
- * signs and records (signDuty), and keeps the table tidy (stuck duties, pruning under the low watermark).
+ * signs and records (signDuty), and keeps the table tidy in the background (src/protection/cleanup.ts).
  */
+import { BackgroundCleanup } from './cleanup.js';
 import { type ResolvedSignerConfig, type ValidatorHASignerConfig, resolveSignerConfig } from './config.js';
 import type { ClaimResult, ProtectionStore } from './db/store.js';
 import type { DutySubscription } from './notifications.js';
@@ -36,8 +37,6 @@ export interface SlashingProtectionServiceDeps {
 
 /** With notifications connected, waiters still re-check this often (a safety net, not the mechanism). */
 const NOTIFIED_RECHECK_MS = 1_000;
-/** Old-duty pruning runs at most this often. */
-const OLD_DUTIES_CLEANUP_INTERVAL_MS = 3_600_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -45,9 +44,7 @@ export class SlashingProtectionService {
   readonly config: ResolvedSignerConfig;
   private readonly logger: Logger;
   private readonly observer: ProtectionObserver;
-  private cleanupTimer: NodeJS.Timeout | undefined;
-  private runningCleanup: Promise<void> | undefined;
-  private lastOldDutiesCleanupAt: number | undefined;
+  private readonly housekeeping: BackgroundCleanup;
 
   constructor(
     private readonly store: ProtectionStore,
@@ -57,6 +54,7 @@ export class SlashingProtectionService {
     this.config = 'leaseMs' in config ? config : resolveSignerConfig(config);
     this.logger = deps.logger ?? silentLogger;
     this.observer = deps.observer ?? {};
+    this.housekeeping = new BackgroundCleanup(store, this.config, this.logger, this.observer);
   }
 
   get nodeId(): string {
@@ -280,20 +278,11 @@ export class SlashingProtectionService {
   async start(): Promise<void> {
     await this.store.ensureRollupBinding(this.config.rollupAddress);
     await this.store.startNotifications();
-    if (this.cleanupTimer) return;
-    const interval = Math.max(1_000, Math.min(this.config.leaseMs, 60_000));
-    this.cleanupTimer = setInterval(() => {
-      this.runningCleanup ??= this.cleanup().finally(() => {
-        this.runningCleanup = undefined;
-      });
-    }, interval);
-    this.cleanupTimer.unref();
+    this.housekeeping.start();
   }
 
   async stop(): Promise<void> {
-    if (this.cleanupTimer) clearInterval(this.cleanupTimer);
-    this.cleanupTimer = undefined;
-    await this.runningCleanup;
+    await this.housekeeping.stop();
   }
 
   async close(): Promise<void> {
@@ -302,21 +291,6 @@ export class SlashingProtectionService {
 
   /** One round of background cleanup; errors are logged, never thrown (the next round retries). */
   async cleanup(): Promise<void> {
-    try {
-      const stuck = await this.store.cleanupOwnStuckDuties(this.nodeId, this.config.leaseMs);
-      if (stuck > 0) this.observer.cleanedUp?.('stuck', stuck);
-      const hours = this.config.cleanupOldDutiesAfterHours;
-      const now = Date.now();
-      if (
-        hours !== undefined &&
-        (this.lastOldDutiesCleanupAt === undefined || now - this.lastOldDutiesCleanupAt >= OLD_DUTIES_CLEANUP_INTERVAL_MS)
-      ) {
-        const pruned = await this.store.cleanupOldDuties(hours * 3_600_000);
-        this.lastOldDutiesCleanupAt = now;
-        if (pruned > 0) this.observer.cleanedUp?.('old', pruned);
-      }
-    } catch (error) {
-      this.logger.warn({ err: String(error) }, 'duty cleanup failed; will retry');
-    }
+    await this.housekeeping.runOnce();
   }
 }
