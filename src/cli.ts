@@ -1,8 +1,16 @@
 #!/usr/bin/env node
 /** ha-signer: one CLI for every role of the image. Each command lives in src/commands/<command>.ts. */
 import { type Command, UsageError, VERSION, wantsHelp } from './commands/common.js';
-import { LOG_ENV, LOG_LEVELS, createLogger, logLevelFromEnv, parseLogFormat, parseLogLevel } from './log.js';
-import { ConfigError, ENV } from './protection/index.js';
+import { LOG_ENV, LOG_LEVELS, createLogger, errorSummary, logLevelFromEnv, parseLogFormat, parseLogLevel } from './log.js';
+import { HistoryRefusedError } from './protection/history.js';
+import {
+  ConfigError,
+  DatabaseUnavailableError,
+  ENV,
+  MigrationRefusedError,
+  RollupBindingError,
+  SchemaVersionError,
+} from './protection/index.js';
 
 /** Literal dynamic imports: the compiler checks every module, and a command loads only what it needs. */
 const COMMANDS = {
@@ -73,6 +81,14 @@ async function helpFor([name, subcommand]: string[]): Promise<string> {
   return (await COMMANDS[name]()).usage(subcommand);
 }
 
+function isRefusal(error: unknown): boolean {
+  const { code } = (error ?? {}) as { code?: unknown };
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return true; // a system error: ECONNREFUSED, ENOENT, ...
+  return [HistoryRefusedError, MigrationRefusedError, RollupBindingError, SchemaVersionError, DatabaseUnavailableError].some(
+    (kind) => error instanceof kind,
+  );
+}
+
 function isUsageError(error: unknown): boolean {
   return (
     error instanceof UsageError ||
@@ -115,7 +131,9 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`ha-signer: ${(error as Error).message}`);
       return 2;
     }
-    createLogger({ component: name ?? 'cli', destination: 'stderr' }).error({ err: error }, `${name} failed: ${(error as Error).message}`);
+    // A refusal the code foresaw says all there is to say; a stack helps only with the unforeseen.
+    const err = isRefusal(error) ? errorSummary(error) : error;
+    createLogger({ component: name ?? 'cli', destination: 'stderr' }).error({ err }, `${name} failed: ${(error as Error).message}`);
     return 1;
   }
 }
