@@ -57,7 +57,11 @@ async function run(concurrency: number, total: number, one: (n: number) => Promi
 }
 
 async function ethSign(url: string, address: string, data: string): Promise<void> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_sign', params: [address, data] }) });
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_sign', params: [address, data] }),
+  });
   const body = (await response.json()) as { result?: string; error?: { message: string } };
   if (!body.result) throw new Error(`eth_sign failed: ${body.error?.message ?? response.status}`);
 }
@@ -78,7 +82,10 @@ async function main(): Promise<void> {
     await mkdir(join(dir, 'keys'));
     for (const [i, key] of KEYS.entries()) await writeFile(join(dir, 'keys', `k${i}`), key);
     await writeFile(join(dir, 'tokens.json'), JSON.stringify([{ name: 'bench', token: TOKEN, validators: ['*'] }]));
-    await writeFile(join(dir, 'clients.json'), JSON.stringify([{ name: 'bench-node', secret: SECRET, validators: ['*'], allowUnclaimedDigests: true }]));
+    await writeFile(
+      join(dir, 'clients.json'),
+      JSON.stringify([{ name: 'bench-node', secret: SECRET, validators: ['*'], allowUnclaimedDigests: true }]),
+    );
     replica = startReplica({
       nodeId: 'bench-0',
       port: await freePort(),
@@ -122,12 +129,18 @@ async function main(): Promise<void> {
       figures[`v1_c${concurrency}`] = v1;
       figures[`claimed_c${concurrency}`] = lookup;
       figures[`baseline_c${concurrency}`] = baseline;
-      for (const [name, s] of [['/v1 sign (claim, sign, record)', v1], ['JSON-RPC eth_sign, claim check', lookup], ['JSON-RPC eth_sign, no lookup (baseline)', baseline]] as const) {
+      for (const [name, s] of [
+        ['/v1 sign (claim, sign, record)', v1],
+        ['JSON-RPC eth_sign, claim check', lookup],
+        ['JSON-RPC eth_sign, no lookup (baseline)', baseline],
+      ] as const) {
         rows.push(`| ${name} | ${concurrency} | ${s.count} | ${(s.count / s.seconds).toFixed(0)} req/s | ${ms(s.p50)} | ${ms(s.p99)} |`);
       }
       rows.push(`| claim check adds (p50) | ${concurrency} | | | ${ms(lookup.p50 - baseline.p50)} | |`);
     }
-    console.log(`\nJSON-RPC through the claim check, 1 replica, PostgreSQL ${postgres ? 'embedded (fsync on)' : 'external'}, Node ${process.version}${quick ? ', --quick' : ''}`);
+    console.log(
+      `\nJSON-RPC through the claim check, 1 replica, PostgreSQL ${postgres ? 'embedded (fsync on)' : 'external'}, Node ${process.version}${quick ? ', --quick' : ''}`,
+    );
     console.log('| path | concurrency | n | throughput | p50 | p99 |');
     console.log('|---|---|---|---|---|---|');
     for (const row of rows) console.log(row);

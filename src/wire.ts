@@ -61,7 +61,8 @@ export interface ValidatorsAnswer {
 }
 
 /** Reasons carried by 503 answers (`Unavailable`). `DutyInProgress`: another node still holds the duty. */
-export type UnavailableReason = 'DutyInProgress' | 'SigningLockLost' | 'ShuttingDown' | 'DatabaseUnavailableError' | 'SchemaVersionError' | 'Internal';
+export type UnavailableReason =
+  'DutyInProgress' | 'SigningLockLost' | 'ShuttingDown' | 'DatabaseUnavailableError' | 'SchemaVersionError' | 'Internal';
 
 export interface DutyAlreadySignedBody {
   error: 'DutyAlreadySigned';

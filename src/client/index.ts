@@ -11,75 +11,27 @@
  */
 import { DutyAlreadySignedError, SlashingProtectionError } from '../protection/errors.js';
 import type { DutyType, HexLike, SigningContext } from '../protection/types.js';
-import { API_PATHS, type DutyAlreadySignedBody, type ErrorBody, type SignAnswer, type SignRequestBody, type SigningMethod, type SlashingProtectionBody, type ValidatorsAnswer } from '../wire.js';
+import {
+  API_PATHS,
+  type DutyAlreadySignedBody,
+  type ErrorBody,
+  type SignAnswer,
+  type SignRequestBody,
+  type SigningMethod,
+  type SlashingProtectionBody,
+  type ValidatorsAnswer,
+} from '../wire.js';
+import { RemoteSignerError, isConnectionError, type RemoteHASignerOptions, type SignOptions, type SignResult } from './types.js';
 
 export type { SigningMethod };
-
-export interface RemoteHASignerOptions {
-  /** Base URLs of signer replicas (e.g. http://ha-signer-0.ha-signer:8080), tried in this order. */
-  endpoints: string[];
-  /** Bearer token (a configured token, or a ServiceAccount token). A function is re-read on every call. */
-  token?: string | (() => string | Promise<string>);
-  /**
-   * Per-request timeout, after which the request is repeated at the next endpoint; must exceed the service's signing
-   * timeout (VALIDATOR_HA_SIGNING_TIMEOUT_MS, 3 s) plus the key backend's time.
-   */
-  timeoutMs?: number;
-  /** Passes over the whole endpoint list before giving up on connection errors. */
-  maxRounds?: number;
-  /** Pause between passes over the endpoint list. */
-  retryDelayMs?: number;
-  signingMethod?: SigningMethod;
-  /**
-   * After a retry, a DutyAlreadySigned answer that carries the signature for our hash is most likely our own earlier
-   * attempt whose answer was lost: return that signature (signing the same hash twice yields the same bytes, which is
-   * not slashable). Default true.
-   */
-  recoverSignatureAfterRetry?: boolean;
-  /** Called on each failover (for logs and demos). */
-  onFailover?: (info: { endpoint: string; reason: string }) => void;
-}
-
-export interface SignOptions {
-  signingMethod?: SigningMethod;
-  /** EIP-712 typed data whose hash is the message hash (needed with signingMethod digest by Web3Signer-backed replicas). */
-  typedData?: unknown;
-  signal?: AbortSignal;
-}
-
-export interface SignResult {
-  signature: `0x${string}`;
-  nodeId: string;
-  endpoint: string;
-}
-
-/** A signer answered with an error other than a 409 (400, 401, 403, 404, 413, 502, ...), or no replica answered. */
-export class RemoteSignerError extends Error {
-  constructor(
-    message: string,
-    readonly status: number | undefined,
-    readonly code: string | undefined,
-    readonly endpoint: string | undefined,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'RemoteSignerError';
-  }
-}
+export { RemoteSignerError, isConnectionError } from './types.js';
+export type { RemoteHASignerOptions, SignOptions, SignResult } from './types.js';
 
 /** Any error body, with the fields of each kind optional (the server's answer is read defensively). */
-type AnyErrorBody = Partial<Omit<DutyAlreadySignedBody, 'error'> & Omit<SlashingProtectionBody, 'error'>> & { error?: ErrorBody['error']; message?: string };
-
-const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
-
-/** True for failures before any HTTP answer arrived: refused, reset, DNS. Timeouts are told apart by name (TimeoutError). */
-export function isConnectionError(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) return true;
-  }
-  return false;
-}
+type AnyErrorBody = Partial<Omit<DutyAlreadySignedBody, 'error'> & Omit<SlashingProtectionBody, 'error'>> & {
+  error?: ErrorBody['error'];
+  message?: string;
+};
 
 /** Slot and block numbers as the wire carries them: bigints as decimal strings. */
 function jsonSafe(value: number | bigint): string | number {
@@ -97,7 +49,8 @@ export class RemoteHASigner {
   private preferred = 0;
 
   constructor(private readonly options: RemoteHASignerOptions) {
-    if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) throw new TypeError('RemoteHASigner: endpoints must list at least one URL');
+    if (!Array.isArray(options.endpoints) || options.endpoints.length === 0)
+      throw new TypeError('RemoteHASigner: endpoints must list at least one URL');
     this.endpoints = options.endpoints.map((endpoint) => {
       const url = new URL(endpoint);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`RemoteHASigner: endpoint ${endpoint} is not http(s)`);
@@ -154,7 +107,13 @@ export class RemoteHASigner {
       if (retried && signature && (this.options.recoverSignatureAfterRetry ?? true)) {
         return { signature: signature as `0x${string}`, nodeId: error.signedByNode ?? 'unknown', endpoint };
       }
-      throw new DutyAlreadySignedError(BigInt(error.slot ?? 0), error.dutyType as DutyType, error.blockIndexWithinCheckpoint ?? -1, error.signedByNode ?? 'unknown', signature);
+      throw new DutyAlreadySignedError(
+        BigInt(error.slot ?? 0),
+        error.dutyType as DutyType,
+        error.blockIndexWithinCheckpoint ?? -1,
+        error.signedByNode ?? 'unknown',
+        signature,
+      );
     }
     if (status === 409 && error.error === 'SlashingProtection') {
       throw new SlashingProtectionError(
@@ -167,7 +126,12 @@ export class RemoteHASigner {
         error.message,
       );
     }
-    throw new RemoteSignerError(`${endpoint}: HTTP ${status} ${error.error ?? ''}: ${error.message ?? ''}`.trim(), status, error.error, endpoint);
+    throw new RemoteSignerError(
+      `${endpoint}: HTTP ${status} ${error.error ?? ''}: ${error.message ?? ''}`.trim(),
+      status,
+      error.error,
+      endpoint,
+    );
   }
 
   /** Addresses the service lets this caller use. */
@@ -190,7 +154,13 @@ export class RemoteHASigner {
     return (error as Error)?.name === 'TimeoutError' && signal?.aborted !== true;
   }
 
-  private async request(method: string, path: string, body?: string, signal?: AbortSignal, onRetry?: () => void): Promise<{ status: number; json: unknown; endpoint: string }> {
+  private async request(
+    method: string,
+    path: string,
+    body?: string,
+    signal?: AbortSignal,
+    onRetry?: () => void,
+  ): Promise<{ status: number; json: unknown; endpoint: string }> {
     const headers = await this.headers(body !== undefined);
     let lastError: unknown;
     let attempts = 0;
@@ -203,14 +173,24 @@ export class RemoteHASigner {
         let response: Response;
         try {
           const timeout = AbortSignal.timeout(this.timeoutMs);
-          response = await fetch(`${endpoint}${path}`, { method, headers, ...(body !== undefined ? { body } : {}), signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+          response = await fetch(`${endpoint}${path}`, {
+            method,
+            headers,
+            ...(body !== undefined ? { body } : {}),
+            signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+          });
         } catch (error) {
           if (this.isOwnTimeout(error, signal)) {
-            lastError = new RemoteSignerError(`${endpoint}: no answer within ${this.timeoutMs} ms`, undefined, 'TimeoutError', endpoint, { cause: error });
+            lastError = new RemoteSignerError(`${endpoint}: no answer within ${this.timeoutMs} ms`, undefined, 'TimeoutError', endpoint, {
+              cause: error,
+            });
             this.options.onFailover?.({ endpoint, reason: 'timeout' });
             continue;
           }
-          if (!isConnectionError(error)) throw new RemoteSignerError(`${endpoint}: ${(error as Error).message}`, undefined, (error as Error).name, endpoint, { cause: error });
+          if (!isConnectionError(error))
+            throw new RemoteSignerError(`${endpoint}: ${(error as Error).message}`, undefined, (error as Error).name, endpoint, {
+              cause: error,
+            });
           lastError = error;
           this.options.onFailover?.({ endpoint, reason: (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message });
           continue;
@@ -220,7 +200,13 @@ export class RemoteHASigner {
           json = await response.json();
         } catch (error) {
           if (this.isOwnTimeout(error, signal)) {
-            lastError = new RemoteSignerError(`${endpoint}: answer not complete within ${this.timeoutMs} ms`, response.status, 'TimeoutError', endpoint, { cause: error });
+            lastError = new RemoteSignerError(
+              `${endpoint}: answer not complete within ${this.timeoutMs} ms`,
+              response.status,
+              'TimeoutError',
+              endpoint,
+              { cause: error },
+            );
             this.options.onFailover?.({ endpoint, reason: 'timeout' });
             continue;
           }
@@ -229,11 +215,18 @@ export class RemoteHASigner {
             this.options.onFailover?.({ endpoint, reason: 'connection lost while reading the answer' });
             continue;
           }
-          throw new RemoteSignerError(`${endpoint}: HTTP ${response.status} without a JSON body`, response.status, undefined, endpoint, { cause: error });
+          throw new RemoteSignerError(`${endpoint}: HTTP ${response.status} without a JSON body`, response.status, undefined, endpoint, {
+            cause: error,
+          });
         }
         if (response.status === 503) {
           const answer = json as AnyErrorBody & { reason?: string };
-          lastError = new RemoteSignerError(`${endpoint}: HTTP 503 ${answer.reason ?? ''}: ${answer.message ?? ''}`, 503, answer.error, endpoint);
+          lastError = new RemoteSignerError(
+            `${endpoint}: HTTP 503 ${answer.reason ?? ''}: ${answer.message ?? ''}`,
+            503,
+            answer.error,
+            endpoint,
+          );
           this.options.onFailover?.({ endpoint, reason: `HTTP 503${answer.reason ? ` ${answer.reason}` : ''}` });
           continue;
         }
@@ -242,7 +235,13 @@ export class RemoteHASigner {
       }
     }
     if (lastError instanceof RemoteSignerError) throw lastError;
-    throw new RemoteSignerError(`no signer replica reachable (${this.endpoints.join(', ')}): ${(lastError as Error)?.message ?? 'unknown'}`, undefined, 'Unreachable', undefined, { cause: lastError });
+    throw new RemoteSignerError(
+      `no signer replica reachable (${this.endpoints.join(', ')}): ${(lastError as Error)?.message ?? 'unknown'}`,
+      undefined,
+      'Unreachable',
+      undefined,
+      { cause: lastError },
+    );
   }
 }
 

@@ -39,7 +39,12 @@ const SQL =
  * The duties of `validatorAddress` under `rollupAddress` claimed (signing) or signed with exactly `messageHash`.
  * Addresses and hash must be normalized (lower-case 0x hex), as every writer stores them.
  */
-export async function findClaimsForHash(db: Queryable, rollupAddress: string, validatorAddress: string, messageHash: string): Promise<ClaimForHash[]> {
+export async function findClaimsForHash(
+  db: Queryable,
+  rollupAddress: string,
+  validatorAddress: string,
+  messageHash: string,
+): Promise<ClaimForHash[]> {
   const result = await db.query(SQL, [rollupAddress, validatorAddress, messageHash]);
   return (result.rows as Row[]).map((row) => ({
     slot: BigInt(row.slot),
@@ -105,12 +110,23 @@ export class ClaimsLookup {
         only.resolve(await findClaimsForHash(this.db, this.rollupAddress, only.validatorAddress, only.messageHash));
         return;
       }
-      const result = await this.db.query(BATCH_SQL, [this.rollupAddress, batch.map((p) => p.validatorAddress), batch.map((p) => p.messageHash)]);
+      const result = await this.db.query(BATCH_SQL, [
+        this.rollupAddress,
+        batch.map((p) => p.validatorAddress),
+        batch.map((p) => p.messageHash),
+      ]);
       const byKey = new Map<string, ClaimForHash[]>();
       for (const row of result.rows as (Row & { validator_address: string; message_hash: string })[]) {
         const key = `${row.validator_address}/${row.message_hash}`;
         const claims = byKey.get(key) ?? [];
-        if (claims.length < MAX_CLAIMS) claims.push({ slot: BigInt(row.slot), dutyType: row.duty_type, blockIndexWithinCheckpoint: row.block_index_within_checkpoint, status: row.status, nodeId: row.node_id });
+        if (claims.length < MAX_CLAIMS)
+          claims.push({
+            slot: BigInt(row.slot),
+            dutyType: row.duty_type,
+            blockIndexWithinCheckpoint: row.block_index_within_checkpoint,
+            status: row.status,
+            nodeId: row.node_id,
+          });
         byKey.set(key, claims);
       }
       for (const pending of batch) pending.resolve(byKey.get(`${pending.validatorAddress}/${pending.messageHash}`) ?? []);

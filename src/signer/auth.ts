@@ -86,7 +86,8 @@ export function parseTokensFile(setting: string, text: string): TokenEntry[] {
       throw new ConfigError(`${at}.token (${raw.name})`, `expected a secret of at least ${MIN_TOKEN_LENGTH} characters without whitespace`);
     }
     const digest = sha256(raw.token);
-    if (entries.some((e) => timingSafeEqual(e.digest, digest))) throw new ConfigError(`${at}.token (${raw.name})`, 'is the same token as another entry');
+    if (entries.some((e) => timingSafeEqual(e.digest, digest)))
+      throw new ConfigError(`${at}.token (${raw.name})`, 'is the same token as another entry');
     entries.push({ name: raw.name, digest, validators: AddressSet.parse(`${at}.validators`, raw.validators) });
   }
   return entries;
@@ -113,8 +114,10 @@ export function parseServiceAccountsFile(setting: string, text: string): Service
   return parsed.map((raw, i) => {
     const at = `${setting}[${i}]`;
     if (!isObject(raw)) throw new ConfigError(at, 'expected an object {namespace, name, validators}');
-    if (typeof raw.namespace !== 'string' || !DNS_LABEL.test(raw.namespace)) throw new ConfigError(`${at}.namespace`, `expected a Kubernetes namespace name, got ${JSON.stringify(raw.namespace)}`);
-    if (typeof raw.name !== 'string' || !DNS_SUBDOMAIN.test(raw.name)) throw new ConfigError(`${at}.name`, `expected a ServiceAccount name, got ${JSON.stringify(raw.name)}`);
+    if (typeof raw.namespace !== 'string' || !DNS_LABEL.test(raw.namespace))
+      throw new ConfigError(`${at}.namespace`, `expected a Kubernetes namespace name, got ${JSON.stringify(raw.namespace)}`);
+    if (typeof raw.name !== 'string' || !DNS_SUBDOMAIN.test(raw.name))
+      throw new ConfigError(`${at}.name`, `expected a ServiceAccount name, got ${JSON.stringify(raw.name)}`);
     return { namespace: raw.namespace, name: raw.name, validators: AddressSet.parse(`${at}.validators`, raw.validators) };
   });
 }
@@ -207,7 +210,9 @@ export class CallerAuthenticator implements Authenticator {
     const review = (async () => {
       const username = await this.reviewer!.review(token);
       const sa = username === undefined ? undefined : this.serviceAccounts.get(username);
-      const principal: Principal | undefined = sa ? { id: `serviceaccount:${sa.namespace}/${sa.name}`, allows: (address) => sa.validators.has(address) } : undefined;
+      const principal: Principal | undefined = sa
+        ? { id: `serviceaccount:${sa.namespace}/${sa.name}`, allows: (address) => sa.validators.has(address) }
+        : undefined;
       if (this.reviewCache.size >= MAX_CACHE_ENTRIES) this.reviewCache.delete(this.reviewCache.keys().next().value!);
       this.reviewCache.set(key, { principal, expiresAt: this.now() + (principal ? this.cacheMs.valid : this.cacheMs.invalid) });
       return principal;
@@ -238,7 +243,9 @@ export async function kubernetesTokenReviewer(fsRoot: string): Promise<TokenRevi
   const api = kubeConfig.makeApiClient(k8s.AuthenticationV1Api);
   return {
     review: async (token) => {
-      const result = await api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } } });
+      const result = await api.createTokenReview({
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } },
+      });
       return result.status?.authenticated === true ? result.status.user?.username : undefined;
     },
   };
@@ -254,7 +261,12 @@ export async function authenticatorFromConfig(
   log?: LiveFileLogger,
 ): Promise<Authenticator> {
   if (auth.disabled) return anonymousAuthenticator;
-  const open = async <T>(setting: string, file: string, parse: (setting: string, text: string) => T, onChange: (value: T | undefined) => void): Promise<LiveFile<T>> => {
+  const open = async <T>(
+    setting: string,
+    file: string,
+    parse: (setting: string, text: string) => T,
+    onChange: (value: T | undefined) => void,
+  ): Promise<LiveFile<T>> => {
     try {
       return await LiveFile.open(file, (text) => parse(`${setting} (${file})`, text), { onChange, ...(log ? { log } : {}) });
     } catch (error) {
@@ -262,13 +274,22 @@ export async function authenticatorFromConfig(
       throw new ConfigError(`${setting} (${file})`, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
   };
-  let authenticator: CallerAuthenticator | undefined;
-  const tokens = auth.tokensFile ? await open('HA_SIGNER_AUTH_TOKENS_FILE', auth.tokensFile, parseTokensFile, (v) => authenticator?.setTokens(v)) : undefined;
+  // The reloads (first one a second after start) update the authenticator built below.
+  const built: { authenticator?: CallerAuthenticator } = {};
+  const tokens = auth.tokensFile
+    ? await open('HA_SIGNER_AUTH_TOKENS_FILE', auth.tokensFile, parseTokensFile, (v) => built.authenticator?.setTokens(v))
+    : undefined;
   const serviceAccounts = auth.serviceAccountsFile
-    ? await open('HA_SIGNER_AUTH_SERVICE_ACCOUNTS_FILE', auth.serviceAccountsFile, parseServiceAccountsFile, (v) => authenticator?.setServiceAccounts(v))
+    ? await open('HA_SIGNER_AUTH_SERVICE_ACCOUNTS_FILE', auth.serviceAccountsFile, parseServiceAccountsFile, (v) =>
+        built.authenticator?.setServiceAccounts(v),
+      )
     : undefined;
   // With a ServiceAccounts file, TokenReview is ready even while the list is empty: entries may be added later.
   const reviewer = serviceAccounts ? await kubernetesTokenReviewer(fsRoot) : undefined;
-  authenticator = new CallerAuthenticator({ tokens: tokens?.current ?? [], serviceAccounts: serviceAccounts?.current ?? [], ...(reviewer ? { reviewer } : {}) });
-  return authenticator;
+  built.authenticator = new CallerAuthenticator({
+    tokens: tokens?.current ?? [],
+    serviceAccounts: serviceAccounts?.current ?? [],
+    ...(reviewer ? { reviewer } : {}),
+  });
+  return built.authenticator;
 }

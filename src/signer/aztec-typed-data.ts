@@ -54,18 +54,26 @@ export function classifyTypedData(typedData: TypedDataDefinition, rules: TypedDa
   const chainId = chainIdOf(domain.chainId);
   const checkChain = (required: boolean): void => {
     if (rules.chainId === undefined) {
-      if (required) throw new TypedDataRefusal('typed consensus data needs the rollup\'s L1 chain id: set HA_SIGNER_L1_CHAIN_ID on the signer');
+      if (required)
+        throw new TypedDataRefusal("typed consensus data needs the rollup's L1 chain id: set HA_SIGNER_L1_CHAIN_ID on the signer");
       return;
     }
-    if (chainId !== rules.chainId) throw new TypedDataRefusal(`domain.chainId ${String(domain.chainId)} is not the rollup's chain ${rules.chainId}`);
+    if (chainId !== rules.chainId)
+      throw new TypedDataRefusal(`domain.chainId ${String(domain.chainId)} is not the rollup's chain ${rules.chainId}`);
   };
 
   if (name === 'Aztec Rollup') {
-    if (verifyingContract !== rules.rollupAddress) throw new TypedDataRefusal(`domain.verifyingContract ${String(domain.verifyingContract)} is not the bound rollup ${rules.rollupAddress}`);
+    if (verifyingContract !== rules.rollupAddress)
+      throw new TypedDataRefusal(
+        `domain.verifyingContract ${String(domain.verifyingContract)} is not the bound rollup ${rules.rollupAddress}`,
+      );
     checkChain(true);
     if (primaryType === 'SignedTxs') return { kind: 'unprotected', primaryType };
     const dutyType = CONSENSUS_TYPES[primaryType];
-    if (!dutyType) throw new TypedDataRefusal(`primaryType ${JSON.stringify(primaryType)} of the Aztec Rollup domain is not a known duty (${Object.keys(CONSENSUS_TYPES).join(', ')}, SignedTxs)`);
+    if (!dutyType)
+      throw new TypedDataRefusal(
+        `primaryType ${JSON.stringify(primaryType)} of the Aztec Rollup domain is not a known duty (${Object.keys(CONSENSUS_TYPES).join(', ')}, SignedTxs)`,
+      );
     return { kind: 'consensus', dutyType };
   }
   if ((name === 'EmpireBase' && primaryType === 'Signal') || (name === 'TallySlashingProposer' && primaryType === 'Vote')) {
@@ -76,7 +84,8 @@ export function classifyTypedData(typedData: TypedDataDefinition, rules: TypedDa
     } catch (error) {
       throw new TypedDataRefusal(error instanceof InvalidDutyInputError ? error.message : 'message.slot: expected an integer');
     }
-    const slashing = primaryType === 'Vote' || (rules.slashingProposerAddress !== undefined && verifyingContract === rules.slashingProposerAddress);
+    const slashing =
+      primaryType === 'Vote' || (rules.slashingProposerAddress !== undefined && verifyingContract === rules.slashingProposerAddress);
     return { kind: 'vote', dutyType: slashing ? DutyType.SLASHING_VOTE : DutyType.GOVERNANCE_VOTE, slot };
   }
   throw new TypedDataRefusal(

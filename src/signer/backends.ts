@@ -3,7 +3,16 @@
  * never enter our pods). Protection happens before a backend is called; a backend only produces signatures.
  */
 import type { PrivateKeyAccount } from 'viem/accounts';
-import { type Hex, type TransactionSerializableEIP1559, type TypedDataDefinition, hashTypedData, numberToHex, recoverAddress, recoverMessageAddress, recoverTransactionAddress } from 'viem';
+import {
+  type Hex,
+  type TransactionSerializableEIP1559,
+  type TypedDataDefinition,
+  hashTypedData,
+  numberToHex,
+  recoverAddress,
+  recoverMessageAddress,
+  recoverTransactionAddress,
+} from 'viem';
 
 import type { SigningMethod } from '../wire.js';
 
@@ -130,14 +139,16 @@ export class Web3SignerBackend implements SigningBackend {
     } catch (error) {
       throw new BackendSigningError(`remote signer ${method}: HTTP ${response.status} without a JSON-RPC body`, { cause: error });
     }
-    if (body.error) throw new BackendSigningError(`remote signer ${method}: ${body.error.message ?? 'error'} (code ${body.error.code ?? '?'})`);
+    if (body.error)
+      throw new BackendSigningError(`remote signer ${method}: ${body.error.message ?? 'error'} (code ${body.error.code ?? '?'})`);
     if (!response.ok) throw new BackendSigningError(`remote signer ${method}: HTTP ${response.status}`);
     return body.result;
   }
 
   private async signature(method: string, params: unknown[], address: string, recover: (signature: Hex) => Promise<string>): Promise<Hex> {
     const result = await this.call(method, params);
-    if (typeof result !== 'string' || !SIGNATURE.test(result)) throw new BackendSigningError(`remote signer ${method}: expected a 65-byte signature`);
+    if (typeof result !== 'string' || !SIGNATURE.test(result))
+      throw new BackendSigningError(`remote signer ${method}: expected a 65-byte signature`);
     const signature = result.toLowerCase() as Hex;
     // A signature over other data or by another key must never be recorded or released: check it before use.
     let signer: string;
@@ -153,20 +164,34 @@ export class Web3SignerBackend implements SigningBackend {
   async signHash(address: string, hash: Hex, method: SigningMethod, typedData?: TypedDataDefinition): Promise<Hex> {
     if (method === 'personal') return await this.signMessageBytes(address, hash);
     if (!typedData) {
-      throw new BackendSigningError('the Web3Signer backend signs digests only as EIP-712 typed data: send typedData with signingMethod digest');
+      throw new BackendSigningError(
+        'the Web3Signer backend signs digests only as EIP-712 typed data: send typedData with signingMethod digest',
+      );
     }
     return await this.signature('eth_signTypedData', [address, typedData], address, (signature) => recoverAddress({ hash, signature }));
   }
 
   async signMessageBytes(address: string, data: Hex): Promise<Hex> {
-    return await this.signature('eth_sign', [address, data], address, (signature) => recoverMessageAddress({ message: { raw: data }, signature }));
+    return await this.signature('eth_sign', [address, data], address, (signature) =>
+      recoverMessageAddress({ message: { raw: data }, signature }),
+    );
   }
 
   async signTransaction(address: string, tx: TransactionSerializableEIP1559): Promise<Hex> {
     const quantity = (v: bigint | number | undefined) => (v === undefined ? undefined : numberToHex(v));
-    const object = { from: address, to: tx.to ?? null, data: tx.data, value: quantity(tx.value), nonce: quantity(tx.nonce), gas: quantity(tx.gas), maxFeePerGas: quantity(tx.maxFeePerGas), maxPriorityFeePerGas: quantity(tx.maxPriorityFeePerGas) };
+    const object = {
+      from: address,
+      to: tx.to ?? null,
+      data: tx.data,
+      value: quantity(tx.value),
+      nonce: quantity(tx.nonce),
+      gas: quantity(tx.gas),
+      maxFeePerGas: quantity(tx.maxFeePerGas),
+      maxPriorityFeePerGas: quantity(tx.maxPriorityFeePerGas),
+    };
     const result = await this.call('eth_signTransaction', [object]);
-    if (typeof result !== 'string' || !/^0x[0-9a-fA-F]+$/.test(result)) throw new BackendSigningError('remote signer eth_signTransaction: expected a signed transaction');
+    if (typeof result !== 'string' || !/^0x[0-9a-fA-F]+$/.test(result))
+      throw new BackendSigningError('remote signer eth_signTransaction: expected a signed transaction');
     let signer: string;
     try {
       signer = (await recoverTransactionAddress({ serializedTransaction: result as Hex & `0x02${string}` })).toLowerCase();

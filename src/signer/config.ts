@@ -7,7 +7,14 @@ import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { POD_NAME_ENV, POD_PATHS, PROTECTION_ENV as ENV, SIGNER_ENV, SIGNER_PORT } from '../contract.js';
-import { ConfigError, type CreateHASignerConfig, configFromEnv, parseBoolean, parseInteger, resolveSignerConfig } from '../protection/index.js';
+import {
+  ConfigError,
+  type CreateHASignerConfig,
+  configFromEnv,
+  parseBoolean,
+  parseInteger,
+  resolveSignerConfig,
+} from '../protection/index.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -140,12 +147,18 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
   if (nonEmpty(env, ENV.haSigningEnabled) !== undefined && !protection.haSigningEnabled) {
     throw new ConfigError(ENV.haSigningEnabled, 'ha-signer serve always protects duties; unset it or set it to true');
   }
-  if (!protection.databaseUrl) throw new ConfigError(flagAndVariable(ENV.databaseUrl), 'is required: postgresql://user:password@host:5432/db of the protection database');
-  if (nonEmpty(env, ENV.poolConnectionTimeoutMs) === undefined) protection.poolConnectionTimeoutMs = DEFAULT_SERVE_POOL_CONNECTION_TIMEOUT_MS;
+  if (!protection.databaseUrl)
+    throw new ConfigError(
+      flagAndVariable(ENV.databaseUrl),
+      'is required: postgresql://user:password@host:5432/db of the protection database',
+    );
+  if (nonEmpty(env, ENV.poolConnectionTimeoutMs) === undefined)
+    protection.poolConnectionTimeoutMs = DEFAULT_SERVE_POOL_CONNECTION_TIMEOUT_MS;
   resolveSignerConfig(protection); // names VALIDATOR_HA_ROLLUP_ADDRESS / VALIDATOR_HA_NODE_ID when missing
 
   const fsRoot = nonEmpty(env, SIGNER_ENV.fsRoot) ?? '';
-  if (fsRoot !== '' && !isAbsolute(fsRoot)) throw new ConfigError(SIGNER_ENV.fsRoot, `expected an absolute directory, got ${JSON.stringify(fsRoot)}`);
+  if (fsRoot !== '' && !isAbsolute(fsRoot))
+    throw new ConfigError(SIGNER_ENV.fsRoot, `expected an absolute directory, got ${JSON.stringify(fsRoot)}`);
   const file = (name: string): string | undefined => {
     const raw = nonEmpty(env, name);
     return raw === undefined ? undefined : underFsRoot(fsRoot, raw);
@@ -184,7 +197,12 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
     tokensFile: file(SIGNER_ENV.authTokensFile),
     serviceAccountsFile: file(SIGNER_ENV.authServiceAccountsFile),
   };
-  if (!auth.disabled && auth.tokensFile === undefined && auth.serviceAccountsFile === undefined && nonEmpty(env, SIGNER_ENV.jsonRpcClientsFile) === undefined) {
+  if (
+    !auth.disabled &&
+    auth.tokensFile === undefined &&
+    auth.serviceAccountsFile === undefined &&
+    nonEmpty(env, SIGNER_ENV.jsonRpcClientsFile) === undefined
+  ) {
     throw new ConfigError(
       `${flagAndVariable(SIGNER_ENV.authTokensFile)} / ${flagAndVariable(SIGNER_ENV.authServiceAccountsFile)}`,
       `authentication is on, but neither a tokens file nor a ServiceAccounts file is set; set one (or ${SIGNER_ENV.authDisabled}=true for tests and demos only)`,
@@ -192,20 +210,34 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
   }
 
   const logLevel = (nonEmpty(env, SIGNER_ENV.logLevel) ?? 'info') as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(flagAndVariable(SIGNER_ENV.logLevel), `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new ConfigError(
+      flagAndVariable(SIGNER_ENV.logLevel),
+      `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`,
+    );
 
   if (bool(SIGNER_ENV.jsonRpcPodIdentity) && nonEmpty(env, SIGNER_ENV.jsonRpcClientsFile) === undefined) {
-    throw new ConfigError(flagAndVariable(SIGNER_ENV.jsonRpcPodIdentity), `needs ${SIGNER_ENV.jsonRpcClientsFile}: the clients with a "serviceAccount" are listed there`);
+    throw new ConfigError(
+      flagAndVariable(SIGNER_ENV.jsonRpcPodIdentity),
+      `needs ${SIGNER_ENV.jsonRpcClientsFile}: the clients with a "serviceAccount" are listed there`,
+    );
   }
   const chainRaw = nonEmpty(env, SIGNER_ENV.l1ChainId);
   let l1ChainId: bigint | undefined;
   if (chainRaw !== undefined) {
-    if (!/^[1-9][0-9]{0,15}$/.test(chainRaw)) throw new ConfigError(flagAndVariable(SIGNER_ENV.l1ChainId), `expected a positive decimal chain id (1 = mainnet, 11155111 = Sepolia), got ${JSON.stringify(chainRaw)}`);
+    if (!/^[1-9][0-9]{0,15}$/.test(chainRaw))
+      throw new ConfigError(
+        flagAndVariable(SIGNER_ENV.l1ChainId),
+        `expected a positive decimal chain id (1 = mainnet, 11155111 = Sepolia), got ${JSON.stringify(chainRaw)}`,
+      );
     l1ChainId = BigInt(chainRaw);
   }
   const proposerRaw = nonEmpty(env, SIGNER_ENV.slashingProposerAddress);
   if (proposerRaw !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(proposerRaw)) {
-    throw new ConfigError(flagAndVariable(SIGNER_ENV.slashingProposerAddress), `expected a 0x-prefixed 20-byte address, got ${JSON.stringify(proposerRaw)}`);
+    throw new ConfigError(
+      flagAndVariable(SIGNER_ENV.slashingProposerAddress),
+      `expected a 0x-prefixed 20-byte address, got ${JSON.stringify(proposerRaw)}`,
+    );
   }
 
   return {
@@ -213,7 +245,8 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
     listenHost,
     port,
     keysDir: underFsRoot(fsRoot, nonEmpty(env, SIGNER_ENV.keysDir) ?? DEFAULT_KEYS_DIR),
-    keystorePassword: passwordFile !== undefined ? { file: passwordFile } : passwordValue !== undefined ? { value: passwordValue } : undefined,
+    keystorePassword:
+      passwordFile !== undefined ? { file: passwordFile } : passwordValue !== undefined ? { value: passwordValue } : undefined,
     web3SignerUrl,
     auth,
     jsonRpcEnabled: bool(SIGNER_ENV.jsonRpcEnabled),

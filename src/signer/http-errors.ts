@@ -36,7 +36,11 @@ export interface ErrorResponse {
   outcome: SignOutcome;
 }
 
-const invalid = (field: string, message: string): ErrorResponse => ({ status: 400, outcome: 'invalid', body: { error: 'InvalidRequest', field, message } });
+const invalid = (field: string, message: string): ErrorResponse => ({
+  status: 400,
+  outcome: 'invalid',
+  body: { error: 'InvalidRequest', field, message },
+});
 
 /** JSON-schema (ajv) failures, turned into the field-naming InvalidRequest body of the semantic checks. */
 function schemaErrorResponse(error: FastifyError): ErrorResponse {
@@ -61,7 +65,11 @@ function schemaErrorResponse(error: FastifyError): ErrorResponse {
 function fastifyErrorResponse(error: FastifyError): ErrorResponse | undefined {
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 413, outcome: 'invalid', body: { error: 'PayloadTooLarge', message: `body: larger than the ${BODY_LIMIT_BYTES}-byte limit` } };
+      return {
+        status: 413,
+        outcome: 'invalid',
+        body: { error: 'PayloadTooLarge', message: `body: larger than the ${BODY_LIMIT_BYTES}-byte limit` },
+      };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_TYPE':
       return invalid('content-type', 'content-type: expected application/json');
@@ -75,7 +83,8 @@ function fastifyErrorResponse(error: FastifyError): ErrorResponse | undefined {
   if (error.validation) return schemaErrorResponse(error);
   if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) return invalid('body', `body: ${error.message}`);
   if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
-    if (error.statusCode === 413) return { status: 413, outcome: 'invalid', body: { error: 'PayloadTooLarge', message: `body: ${error.message}` } };
+    if (error.statusCode === 413)
+      return { status: 413, outcome: 'invalid', body: { error: 'PayloadTooLarge', message: `body: ${error.message}` } };
     return invalid('body', `body: ${error.message}`);
   }
   return undefined;
@@ -91,7 +100,14 @@ export function badUrlResponse(url: string): ErrorResponse {
 export function errorResponse(error: unknown): ErrorResponse {
   if (error instanceof InvalidRequestError || error instanceof InvalidDutyInputError) return invalid(error.field, error.message);
   if (error instanceof HttpError) {
-    const outcome: SignOutcome = error.status === 401 || error.status === 403 ? 'denied' : error.status === 503 ? 'unavailable' : error.status < 500 ? 'invalid' : 'error';
+    const outcome: SignOutcome =
+      error.status === 401 || error.status === 403
+        ? 'denied'
+        : error.status === 503
+          ? 'unavailable'
+          : error.status < 500
+            ? 'invalid'
+            : 'error';
     return { status: error.status, outcome, body: error.body };
   }
   // Checked before DutyAlreadySignedError, its base class (kept so Aztec's client treats it as "another node's duty").
@@ -151,14 +167,20 @@ export function errorResponse(error: unknown): ErrorResponse {
   if (error instanceof SigningLockLostError) {
     return { status: 503, outcome: 'unavailable', body: { error: 'Unavailable', message: error.message, reason: 'SigningLockLost' } };
   }
-  if (error instanceof SignerStoppedError) return { status: 503, outcome: 'unavailable', body: { error: 'Unavailable', message: error.message, reason: 'ShuttingDown' } };
+  if (error instanceof SignerStoppedError)
+    return { status: 503, outcome: 'unavailable', body: { error: 'Unavailable', message: error.message, reason: 'ShuttingDown' } };
   if (error instanceof DatabaseUnavailableError || error instanceof SchemaVersionError) {
     return { status: 503, outcome: 'unavailable', body: { error: 'Unavailable', message: error.message, reason: error.name } };
   }
-  const framework = error !== null && typeof error === 'object' && 'code' in error ? fastifyErrorResponse(error as FastifyError) : undefined;
+  const framework =
+    error !== null && typeof error === 'object' && 'code' in error ? fastifyErrorResponse(error as FastifyError) : undefined;
   if (framework) return framework;
   // A PostgreSQL error (SQLSTATE) or anything else: the duty's record cannot be vouched for, so no signature.
-  return { status: 503, outcome: 'unavailable', body: { error: 'Unavailable', message: `signing refused: ${(error as Error)?.message ?? String(error)}`, reason: 'Internal' } };
+  return {
+    status: 503,
+    outcome: 'unavailable',
+    body: { error: 'Unavailable', message: `signing refused: ${(error as Error)?.message ?? String(error)}`, reason: 'Internal' },
+  };
 }
 
 /** Kept for callers of the earlier name. */

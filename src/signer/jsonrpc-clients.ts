@@ -55,30 +55,49 @@ export function parseJsonRpcClientsFile(setting: string, text: string): JsonRpcC
   } catch {
     throw new ConfigError(setting, 'is not valid JSON (expected [{"name":"...","secret":"...","validators":["0x..."]}])');
   }
-  if (!Array.isArray(parsed)) throw new ConfigError(setting, 'expected a JSON array of {name, secret, validators, nodeIds?, allowUnclaimedDigests?, allowTransactions?}');
+  if (!Array.isArray(parsed))
+    throw new ConfigError(
+      setting,
+      'expected a JSON array of {name, secret, validators, nodeIds?, allowUnclaimedDigests?, allowTransactions?}',
+    );
   const entries: JsonRpcClientEntry[] = [];
   for (const [i, raw] of parsed.entries()) {
     const at = `${setting}[${i}]`;
     if (!isObject(raw)) throw new ConfigError(at, 'expected an object {name, secret, validators, ...}');
-    for (const key of Object.keys(raw)) if (!FIELDS.has(key)) throw new ConfigError(`${at}.${key}`, `unknown field (allowed: ${[...FIELDS].join(', ')})`);
-    if (typeof raw.name !== 'string' || !NAME.test(raw.name)) throw new ConfigError(`${at}.name`, 'expected a lower-case DNS-style name (a-z, 0-9, -, .)');
+    for (const key of Object.keys(raw))
+      if (!FIELDS.has(key)) throw new ConfigError(`${at}.${key}`, `unknown field (allowed: ${[...FIELDS].join(', ')})`);
+    if (typeof raw.name !== 'string' || !NAME.test(raw.name))
+      throw new ConfigError(`${at}.name`, 'expected a lower-case DNS-style name (a-z, 0-9, -, .)');
     const name = raw.name;
     if (entries.some((e) => e.name === name)) throw new ConfigError(`${at}.name`, `duplicate name ${JSON.stringify(name)}`);
     if ((raw.secret === undefined) === (raw.serviceAccount === undefined)) {
-      throw new ConfigError(`${at} (${name})`, 'needs exactly one credential: "secret" (carried in the URL path) or "serviceAccount" {namespace, name} (the source pod\'s identity)');
+      throw new ConfigError(
+        `${at} (${name})`,
+        'needs exactly one credential: "secret" (carried in the URL path) or "serviceAccount" {namespace, name} (the source pod\'s identity)',
+      );
     }
     let digest: Buffer | undefined;
     let serviceAccount: { namespace: string; name: string } | undefined;
     if (raw.secret !== undefined) {
       if (typeof raw.secret !== 'string' || !SECRET.test(raw.secret)) {
-        throw new ConfigError(`${at}.secret (${name})`, `expected ${MIN_SECRET_LENGTH}–256 URL-safe characters (A-Z a-z 0-9 _ -), e.g. \`openssl rand -hex 32\``);
+        throw new ConfigError(
+          `${at}.secret (${name})`,
+          `expected ${MIN_SECRET_LENGTH}–256 URL-safe characters (A-Z a-z 0-9 _ -), e.g. \`openssl rand -hex 32\``,
+        );
       }
       const secretDigest = sha256(raw.secret);
-      if (entries.some((e) => e.digest !== undefined && timingSafeEqual(e.digest, secretDigest))) throw new ConfigError(`${at}.secret (${name})`, 'is the same secret as another entry');
+      if (entries.some((e) => e.digest !== undefined && timingSafeEqual(e.digest, secretDigest)))
+        throw new ConfigError(`${at}.secret (${name})`, 'is the same secret as another entry');
       digest = secretDigest;
     } else {
       const sa = raw.serviceAccount;
-      if (!isObject(sa) || typeof sa.namespace !== 'string' || !DNS_LABEL.test(sa.namespace) || typeof sa.name !== 'string' || !NAME.test(sa.name)) {
+      if (
+        !isObject(sa) ||
+        typeof sa.namespace !== 'string' ||
+        !DNS_LABEL.test(sa.namespace) ||
+        typeof sa.name !== 'string' ||
+        !NAME.test(sa.name)
+      ) {
         throw new ConfigError(`${at}.serviceAccount (${name})`, 'expected {"namespace": "<namespace>", "name": "<ServiceAccount>"}');
       }
       const account = { namespace: sa.namespace, name: sa.name };
@@ -90,8 +109,15 @@ export function parseJsonRpcClientsFile(setting: string, text: string): JsonRpcC
     const validators = AddressSet.parse(`${at}.validators`, raw.validators);
     let nodeIds: Set<string> | undefined;
     if (raw.nodeIds !== undefined) {
-      if (!Array.isArray(raw.nodeIds) || raw.nodeIds.length === 0 || !raw.nodeIds.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 255)) {
-        throw new ConfigError(`${at}.nodeIds`, 'expected a non-empty list of node ids (the VALIDATOR_HA_NODE_ID of each of the client\'s pods), or leave it out');
+      if (
+        !Array.isArray(raw.nodeIds) ||
+        raw.nodeIds.length === 0 ||
+        !raw.nodeIds.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 255)
+      ) {
+        throw new ConfigError(
+          `${at}.nodeIds`,
+          "expected a non-empty list of node ids (the VALIDATOR_HA_NODE_ID of each of the client's pods), or leave it out",
+        );
       }
       nodeIds = new Set(raw.nodeIds as string[]);
     }
@@ -125,6 +151,10 @@ export function clientForSecret(entries: readonly JsonRpcClientEntry[], secret: 
   return found;
 }
 
-export function clientForServiceAccount(entries: readonly JsonRpcClientEntry[], namespace: string, name: string): JsonRpcClientEntry | undefined {
+export function clientForServiceAccount(
+  entries: readonly JsonRpcClientEntry[],
+  namespace: string,
+  name: string,
+): JsonRpcClientEntry | undefined {
   return entries.find((e) => e.serviceAccount?.namespace === namespace && e.serviceAccount.name === name);
 }

@@ -19,7 +19,11 @@ export interface JsonRpcSetup {
   close(): Promise<void>;
 }
 
-export async function setUpJsonRpc(config: ServeConfig, rollupAddress: string, log: LiveFileLogger & { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void }): Promise<JsonRpcSetup | undefined> {
+export async function setUpJsonRpc(
+  config: ServeConfig,
+  rollupAddress: string,
+  log: LiveFileLogger & { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void },
+): Promise<JsonRpcSetup | undefined> {
   if (!config.jsonRpcEnabled && !config.jsonRpcClientsFile) return undefined;
   let clients: LiveFile<JsonRpcClientEntry[]> | undefined;
   if (config.jsonRpcClientsFile) {

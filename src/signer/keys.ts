@@ -41,16 +41,26 @@ export async function readKeystorePassword(source: PasswordSource): Promise<stri
   try {
     text = await readFile(source.file, 'utf8');
   } catch (error) {
-    throw new ConfigError(`HA_SIGNER_KEYSTORE_PASSWORD_FILE (${source.file})`, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new ConfigError(
+      `HA_SIGNER_KEYSTORE_PASSWORD_FILE (${source.file})`,
+      `cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
   }
   return text.replace(/\r?\n$/, '');
 }
 
-export async function accountFromKeyFile(text: string, file: string, password: () => Promise<string | undefined>): Promise<PrivateKeyAccount> {
+export async function accountFromKeyFile(
+  text: string,
+  file: string,
+  password: () => Promise<string | undefined>,
+): Promise<PrivateKeyAccount> {
   if (!looksLikeKeystore(text)) return accountFromHexKey(text, file);
   const secret = await password();
   if (secret === undefined) {
-    throw new KeyFileError(file, 'is a V3 keystore, but no password is configured (HA_SIGNER_KEYSTORE_PASSWORD_FILE or HA_SIGNER_KEYSTORE_PASSWORD)');
+    throw new KeyFileError(
+      file,
+      'is a V3 keystore, but no password is configured (HA_SIGNER_KEYSTORE_PASSWORD_FILE or HA_SIGNER_KEYSTORE_PASSWORD)',
+    );
   }
   let decrypted: Awaited<ReturnType<typeof decryptV3Keystore>>;
   try {

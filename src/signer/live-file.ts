@@ -30,7 +30,11 @@ export class LiveFile<T> {
   ) {}
 
   /** Reads and parses the file once (throwing on any problem: start-up refuses), then re-reads it on an interval. */
-  static async open<T>(path: string, parse: (text: string) => T, options: { onChange?: (value: T | undefined) => void; log?: LiveFileLogger; intervalMs?: number } = {}): Promise<LiveFile<T>> {
+  static async open<T>(
+    path: string,
+    parse: (text: string) => T,
+    options: { onChange?: (value: T | undefined) => void; log?: LiveFileLogger; intervalMs?: number } = {},
+  ): Promise<LiveFile<T>> {
     const file = new LiveFile(path, parse, options.onChange ?? (() => {}), options.log);
     const text = await readFile(path, 'utf8');
     file.value = parse(text);

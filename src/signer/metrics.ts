@@ -99,7 +99,7 @@ export class SignerMetrics {
     });
     this.takeovers = new Counter({
       name: 'ha_signer_duty_takeovers_total',
-      help: "In-progress duties taken over from a node whose lease expired",
+      help: 'In-progress duties taken over from a node whose lease expired',
       labelNames: ['duty_type'],
       registers,
     });
@@ -142,21 +142,22 @@ export class SignerMetrics {
     });
     this.ready = new Gauge({ name: 'ha_signer_ready', help: '1 when the signer passes its readiness checks', registers });
     this.keysLoaded = new Gauge({ name: 'ha_signer_keys_loaded', help: 'Validator keys this replica serves', registers });
-    const self = this;
+    const poolStats = (): ReturnType<PoolStatsSource['poolStats']> | undefined => this.poolSource?.poolStats();
     new Gauge({
       name: 'ha_signer_db_pool_connections',
       help: 'PostgreSQL pool connections by state (total, idle, waiting = requests queued for a connection)',
       labelNames: ['state'],
       registers,
       collect() {
-        const stats = self.poolSource?.poolStats();
+        const stats = poolStats();
         if (!stats) return;
         this.set({ state: 'total' }, stats.total);
         this.set({ state: 'idle' }, stats.idle);
         this.set({ state: 'waiting' }, stats.waiting);
       },
     });
-    for (const dutyType of Object.values(DutyType)) this.slashingProtectionTriggered.inc({ duty_type: dutyType, reason: 'different_hash' }, 0);
+    for (const dutyType of Object.values(DutyType))
+      this.slashingProtectionTriggered.inc({ duty_type: dutyType, reason: 'different_hash' }, 0);
   }
 
   setPoolSource(source: PoolStatsSource): void {

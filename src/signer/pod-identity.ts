@@ -39,7 +39,11 @@ export class PodIpIndex {
     const ips = (pod.status?.podIPs?.map((p) => p.ip) ?? (pod.status?.podIP ? [pod.status.podIP] : [])).filter((ip): ip is string => !!ip);
     const live = pod.status?.phase === 'Running' && !pod.metadata?.deletionTimestamp && pod.spec?.hostNetwork !== true;
     if (!live || ips.length === 0 || !pod.metadata?.namespace || !pod.metadata.name) return;
-    const identity = { namespace: pod.metadata.namespace, pod: pod.metadata.name, serviceAccount: pod.spec?.serviceAccountName ?? 'default' };
+    const identity = {
+      namespace: pod.metadata.namespace,
+      pod: pod.metadata.name,
+      serviceAccount: pod.spec?.serviceAccountName ?? 'default',
+    };
     this.byUid.set(uid, { ips, identity });
     for (const ip of ips) {
       const uids = this.byIp.get(ip) ?? new Set<string>();

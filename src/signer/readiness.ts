@@ -29,7 +29,11 @@ export class ReadinessMonitor {
   private shuttingDown = false;
 
   constructor(private readonly onChange: (ready: boolean) => void = () => {}) {
-    this.last = { ready: false, checks: { database: false, schema: false, rollupBinding: false, keys: false, started: false }, reasons: [this.startupProblem!] };
+    this.last = {
+      ready: false,
+      checks: { database: false, schema: false, rollupBinding: false, keys: false, started: false },
+      reasons: [this.startupProblem!],
+    };
   }
 
   /** While the signer is not yet started: the reason shown by /readyz. */
@@ -98,7 +102,8 @@ export class ReadinessMonitor {
         checks.database = true;
         checks.schema = true;
         checks.rollupBinding = bound === sources.rollupAddress;
-        if (!checks.rollupBinding) reasons.push(`database is bound to rollup ${bound ?? '(none)'}, this signer serves ${sources.rollupAddress}`);
+        if (!checks.rollupBinding)
+          reasons.push(`database is bound to rollup ${bound ?? '(none)'}, this signer serves ${sources.rollupAddress}`);
       } catch (error) {
         // A wrong or missing schema is an answer from a reachable database; anything else means unreachable.
         if (error instanceof SchemaVersionError) {

@@ -39,7 +39,12 @@ class SignerLogController extends LogController {
   }
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    const fields = { method: request.method, route: request.routeOptions.url ?? 'unmatched', statusCode: reply.statusCode, responseTime: reply.elapsedTime };
+    const fields = {
+      method: request.method,
+      route: request.routeOptions.url ?? 'unmatched',
+      statusCode: reply.statusCode,
+      responseTime: reply.elapsedTime,
+    };
     if (error) reply.log.warn({ ...fields, err: error.message }, 'request errored');
     else reply.log.debug(fields, 'request completed');
   }
@@ -60,7 +65,7 @@ export function buildSignerServer(deps: SignerServerDeps): FastifyInstance {
     // A URL fastify cannot decode (e.g. /v1/validators/%zz/sign) gets the documented InvalidRequest body.
     frameworkErrors: (error, request, reply) => {
       const response = error.code === 'FST_ERR_BAD_URL' ? badUrlResponse(request.raw.url ?? '') : errorResponse(error);
-      return sendError(reply.header('x-request-id', request.id), response.status, response.body);
+      void sendError(reply.header('x-request-id', request.id), response.status, response.body);
     },
   });
   // JSON only: a text/plain body is refused as a wrong content type instead of reaching the handlers as a string.
@@ -75,21 +80,31 @@ export function buildSignerServer(deps: SignerServerDeps): FastifyInstance {
 
   app.setErrorHandler((error, request, reply) => {
     const response = errorResponse(error);
-    if (request.routeOptions.url === ROUTES.sign) request.signMetrics = { dutyType: request.signMetrics?.dutyType ?? 'unknown', outcome: response.outcome };
-    if (response.status >= 500) request.log.warn({ err: (error as Error)?.message, status: response.status, route: request.routeOptions.url }, 'request failed');
+    if (request.routeOptions.url === ROUTES.sign)
+      request.signMetrics = { dutyType: request.signMetrics?.dutyType ?? 'unknown', outcome: response.outcome };
+    if (response.status >= 500)
+      request.log.warn({ err: (error as Error)?.message, status: response.status, route: request.routeOptions.url }, 'request failed');
     else if (response.outcome === 'slashing_protection') {
       const body = response.body as { slot?: string; signedByNode?: string; dutyType?: string };
-      request.log.warn({ dutyType: body.dutyType, slot: body.slot, signedByNode: body.signedByNode }, 'slashing protection refused a signature');
+      request.log.warn(
+        { dutyType: body.dutyType, slot: body.slot, signedByNode: body.signedByNode },
+        'slashing protection refused a signature',
+      );
     }
     return sendError(reply, response.status, response.body);
   });
 
-  app.setNotFoundHandler((request, reply) => sendError(reply, 404, { error: 'NotFound', message: `no route ${request.method} ${request.routeOptions.url ?? 'for this path'}` }));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, 404, { error: 'NotFound', message: `no route ${request.method} ${request.routeOptions.url ?? 'for this path'}` }),
+  );
 
   /** Counts and logs a denied call (never the token); returns the answer to throw. */
   const deny = (request: FastifyRequest, status: 401 | 403 | 503, reason: AuthDenialReason, message: string): HttpError => {
     metrics.authDenied.inc({ reason });
-    request.log.warn({ reason, principal: request.principal?.id, route: request.routeOptions.url, remoteAddress: request.ip }, 'call denied');
+    request.log.warn(
+      { reason, principal: request.principal?.id, route: request.routeOptions.url, remoteAddress: request.ip },
+      'call denied',
+    );
     if (status === 503) return new HttpError(status, { error: 'Unavailable', message, reason: 'AuthenticationUnavailable' });
     return new HttpError(status, { error: status === 401 ? 'Unauthorized' : 'Forbidden', message });
   };
@@ -103,13 +118,19 @@ export function buildSignerServer(deps: SignerServerDeps): FastifyInstance {
       const result = await deps.authenticator.authenticate(request.headers.authorization);
       if (!result.ok) {
         if (result.status === 503) throw deny(request, 503, result.reason, 'authentication backend (TokenReview) unavailable');
-        throw deny(request, 401, result.reason, result.reason === 'missing' ? 'authorization: a Bearer token is required' : 'authorization: token not accepted');
+        throw deny(
+          request,
+          401,
+          result.reason,
+          result.reason === 'missing' ? 'authorization: a Bearer token is required' : 'authorization: token not accepted',
+        );
       }
       request.principal = result.principal;
       const validatorRoute = request.routeOptions.config.validatorRoute;
       if (validatorRoute === undefined) return;
       const address = parseValidatorAddress((request.params as { address: string }).address);
-      if (!result.principal.allows(address)) throw deny(request, 403, 'forbidden', `caller ${result.principal.id} may not use validator ${address}`);
+      if (!result.principal.allows(address))
+        throw deny(request, 403, 'forbidden', `caller ${result.principal.id} may not use validator ${address}`);
       if (validatorRoute === 'sign' && !backend.serves(address)) {
         throw new HttpError(404, { error: 'UnknownValidator', message: `this signer holds no key for validator ${address}` });
       }

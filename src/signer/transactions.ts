@@ -19,19 +19,24 @@ export function parseTransactionRequest(value: unknown, chainId: bigint | undefi
   const fail = (message: string): never => {
     throw Object.assign(new TransactionRequestError(message), { rpcInvalidParams: true });
   };
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return fail('params[0]: expected a transaction object {from, to, gas, maxFeePerGas, maxPriorityFeePerGas, nonce, value, data}');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    return fail('params[0]: expected a transaction object {from, to, gas, maxFeePerGas, maxPriorityFeePerGas, nonce, value, data}');
   const tx = value as Record<string, unknown>;
-  for (const key of Object.keys(tx)) if (!FIELDS.has(key) && tx[key] !== undefined) fail(`params[0].${key}: not supported (EIP-1559 transactions only: ${[...FIELDS].join(', ')})`);
+  for (const key of Object.keys(tx))
+    if (!FIELDS.has(key) && tx[key] !== undefined)
+      fail(`params[0].${key}: not supported (EIP-1559 transactions only: ${[...FIELDS].join(', ')})`);
   if (chainId === undefined) fail('eth_signTransaction needs the L1 chain id: set HA_SIGNER_L1_CHAIN_ID on the signer');
   if (typeof tx.from !== 'string' || !ADDRESS.test(tx.from)) fail('params[0].from: expected a 0x-prefixed 20-byte address');
-  if (tx.to !== undefined && tx.to !== null && (typeof tx.to !== 'string' || !ADDRESS.test(tx.to))) fail('params[0].to: expected a 0x-prefixed 20-byte address or null');
+  if (tx.to !== undefined && tx.to !== null && (typeof tx.to !== 'string' || !ADDRESS.test(tx.to)))
+    fail('params[0].to: expected a 0x-prefixed 20-byte address or null');
   const quantity = (key: string): bigint | undefined => {
     const raw = tx[key];
     if (raw === undefined) return undefined;
     if (typeof raw !== 'string' || !QUANTITY.test(raw)) return fail(`params[0].${key}: expected a 0x-prefixed hex quantity`);
     return BigInt(raw);
   };
-  if (tx.data !== undefined && (typeof tx.data !== 'string' || !/^0x([0-9a-fA-F]{2})*$/.test(tx.data))) fail('params[0].data: expected 0x-prefixed hex bytes');
+  if (tx.data !== undefined && (typeof tx.data !== 'string' || !/^0x([0-9a-fA-F]{2})*$/.test(tx.data)))
+    fail('params[0].data: expected 0x-prefixed hex bytes');
   const nonce = quantity('nonce');
   const transaction: TransactionSerializableEIP1559 = {
     type: 'eip1559',

@@ -45,7 +45,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function rejectUnknownFields(path: string, value: Record<string, unknown>, allowed: ReadonlySet<string>): void {
   for (const key of Object.keys(value)) {
-    if (!allowed.has(key)) throw new InvalidRequestError(path ? `${path}.${key}` : key, `unknown field (allowed: ${[...allowed].join(', ')})`);
+    if (!allowed.has(key))
+      throw new InvalidRequestError(path ? `${path}.${key}` : key, `unknown field (allowed: ${[...allowed].join(', ')})`);
   }
 }
 
@@ -71,7 +72,10 @@ function integer(path: string, value: unknown): bigint {
 function blockIndex(value: unknown): number {
   if (typeof value === 'string' && /^[0-9]{1,10}$/.test(value)) return Number(value);
   if (typeof value === 'number' && Number.isInteger(value)) return value;
-  throw new InvalidRequestError('context.blockIndexWithinCheckpoint', `expected a non-negative integer, got ${JSON.stringify(value) ?? 'undefined'}`);
+  throw new InvalidRequestError(
+    'context.blockIndexWithinCheckpoint',
+    `expected a non-negative integer, got ${JSON.stringify(value) ?? 'undefined'}`,
+  );
 }
 
 /**
@@ -105,14 +109,18 @@ export function parseSignRequest(validatorAddress: string, body: unknown, rules:
   rejectUnknownFields('context', raw, CONTEXT_FIELDS);
   const dutyType = field(() => toDutyType('context.dutyType', raw.dutyType));
   if (!PROTECTED_DUTY_TYPES.has(dutyType)) {
-    throw new InvalidRequestError('context.dutyType', `${dutyType} bypasses slashing protection and is not signed by this API; expected one of ${[...PROTECTED_DUTY_TYPES].join(', ')}`);
+    throw new InvalidRequestError(
+      'context.dutyType',
+      `${dutyType} bypasses slashing protection and is not signed by this API; expected one of ${[...PROTECTED_DUTY_TYPES].join(', ')}`,
+    );
   }
   if (raw.slot === undefined) throw new InvalidRequestError('context.slot', 'is required');
   const context: SigningContext = { dutyType, slot: integer('context.slot', raw.slot) };
   if (raw.blockNumber !== undefined) context.blockNumber = integer('context.blockNumber', raw.blockNumber);
   if (raw.checkpointNumber !== undefined) context.checkpointNumber = integer('context.checkpointNumber', raw.checkpointNumber);
   if (dutyType === DutyType.BLOCK_PROPOSAL) {
-    if (raw.blockIndexWithinCheckpoint === undefined) throw new InvalidRequestError('context.blockIndexWithinCheckpoint', 'is required for BLOCK_PROPOSAL');
+    if (raw.blockIndexWithinCheckpoint === undefined)
+      throw new InvalidRequestError('context.blockIndexWithinCheckpoint', 'is required for BLOCK_PROPOSAL');
     context.blockIndexWithinCheckpoint = blockIndex(raw.blockIndexWithinCheckpoint);
   } else if (raw.blockIndexWithinCheckpoint !== undefined) {
     // Ignored by the core for other duties (stored as -1); still reject garbage rather than silently accept it.
@@ -169,7 +177,8 @@ export const MAX_DUTIES_LIMIT = 1000;
 /** fromSlot / toSlot / limit of GET /v1/validators/:address/duties. */
 export function parseSlotRange(query: Record<string, unknown>): SlotRange {
   for (const key of Object.keys(query)) {
-    if (!['fromSlot', 'toSlot', 'limit'].includes(key)) throw new InvalidRequestError(key, 'unknown query parameter (allowed: fromSlot, toSlot, limit)');
+    if (!['fromSlot', 'toSlot', 'limit'].includes(key))
+      throw new InvalidRequestError(key, 'unknown query parameter (allowed: fromSlot, toSlot, limit)');
   }
   const single = (name: string): string | undefined => {
     const value = query[name];

@@ -13,8 +13,16 @@ import { StockNode } from './stock-node.js';
 import { KEYS, ROLLUP, call, dutyRows, metricValue, migratedDatabase, signerFixture, type SignerFixture } from './support.js';
 
 const CHAIN_ID = 31337;
-const SECRETS = Object.fromEntries(['a', 'b', 'c', 'noha', 'auth', 'publisher', 'late', 'any'].map((n) => [n, `secret-${n}-${'x'.repeat(40)}`.slice(0, 48)]));
-const clientEntry = (name: string, extra: Record<string, unknown> = {}) => ({ name: `aztec-${name}`, secret: SECRETS[name], validators: ['*'], nodeIds: [`aztec-${name}`], ...extra });
+const SECRETS = Object.fromEntries(
+  ['a', 'b', 'c', 'noha', 'auth', 'publisher', 'late', 'any'].map((n) => [n, `secret-${n}-${'x'.repeat(40)}`.slice(0, 48)]),
+);
+const clientEntry = (name: string, extra: Record<string, unknown> = {}) => ({
+  name: `aztec-${name}`,
+  secret: SECRETS[name],
+  validators: ['*'],
+  nodeIds: [`aztec-${name}`],
+  ...extra,
+});
 const CLIENTS = [
   clientEntry('a', { validators: [KEYS[0]!.address, KEYS[1]!.address] }),
   clientEntry('b'),
@@ -42,10 +50,18 @@ async function writeClients(clients: unknown[]): Promise<void> {
 }
 
 const rpcUrl = (replica: SignerReplica, name: string): string => `${replica.url}/jsonrpc/${SECRETS[name]}`;
-const rpc = (url: string, method: string, params: unknown[]) => call(url.replace(/^(http:\/\/[^/]+)(.*)$/, '$1'), url.replace(/^http:\/\/[^/]+/, ''), { body: { jsonrpc: '2.0', id: 1, method, params } });
+const rpc = (url: string, method: string, params: unknown[]) =>
+  call(url.replace(/^(http:\/\/[^/]+)(.*)$/, '$1'), url.replace(/^http:\/\/[^/]+/, ''), {
+    body: { jsonrpc: '2.0', id: 1, method, params },
+  });
 
 async function node(name: string, replica: SignerReplica, ha: boolean): Promise<StockNode> {
-  const started = await StockNode.start({ nodeId: `aztec-${name}`, url: rpcUrl(replica, name), rollup: ROLLUP, ...(ha ? { databaseUrl } : {}) });
+  const started = await StockNode.start({
+    nodeId: `aztec-${name}`,
+    url: rpcUrl(replica, name),
+    rollup: ROLLUP,
+    ...(ha ? { databaseUrl } : {}),
+  });
   nodes.push(started);
   return started;
 }
@@ -80,20 +96,35 @@ describe('stock Aztec nodes through the protected JSON-RPC', () => {
 
   it('three HA nodes at three replicas racing the same duties: one signature per duty, each released signature recorded', async () => {
     const racers = await Promise.all(['a', 'b', 'c'].map((name, i) => node(name, replicas[i]!, true)));
-    const duties = Array.from({ length: 12 }, (_, i) => ({ slot: BigInt(100 + i), dutyType: i % 2 ? ('ATTESTATION' as const) : ('BLOCK_PROPOSAL' as const), digest: digest(`race-${i}`) }));
+    const duties = Array.from({ length: 12 }, (_, i) => ({
+      slot: BigInt(100 + i),
+      dutyType: i % 2 ? ('ATTESTATION' as const) : ('BLOCK_PROPOSAL' as const),
+      digest: digest(`race-${i}`),
+    }));
     const results = await Promise.all(
       duties.map(async (duty) => ({
         duty,
         outcomes: await Promise.allSettled(
-          racers.map((racer) => racer.signMessage(V0, duty.digest, { dutyType: duty.dutyType, slot: duty.slot, blockNumber: duty.slot, ...(duty.dutyType === 'BLOCK_PROPOSAL' ? { blockIndexWithinCheckpoint: 0 } : {}) })),
+          racers.map((racer) =>
+            racer.signMessage(V0, duty.digest, {
+              dutyType: duty.dutyType,
+              slot: duty.slot,
+              blockNumber: duty.slot,
+              ...(duty.dutyType === 'BLOCK_PROPOSAL' ? { blockIndexWithinCheckpoint: 0 } : {}),
+            }),
+          ),
         ),
       })),
     );
     const rows = await dutyRows(databaseUrl, V0);
     for (const { duty, outcomes } of results) {
       const signed = outcomes.filter((o): o is PromiseFulfilledResult<string> => o.status === 'fulfilled');
-      expect(signed, `slot ${duty.slot}: ${JSON.stringify(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok')))}`).toHaveLength(1);
-      for (const other of outcomes.filter((o) => o.status === 'rejected')) expect((other as PromiseRejectedResult).reason.name).toBe('DutyAlreadySignedError');
+      expect(
+        signed,
+        `slot ${duty.slot}: ${JSON.stringify(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok')))}`,
+      ).toHaveLength(1);
+      for (const other of outcomes.filter((o) => o.status === 'rejected'))
+        expect((other as PromiseRejectedResult).reason.name).toBe('DutyAlreadySignedError');
       expect((await recoverMessageAddress({ message: { raw: duty.digest }, signature: signed[0]!.value as Hex })).toLowerCase()).toBe(V0);
       const row = rows.filter((r) => r.slot === String(duty.slot) && r.duty_type === duty.dutyType);
       expect(row).toEqual([expect.objectContaining({ status: 'signed', message_hash: duty.digest, signature: signed[0]!.value })]);
@@ -105,9 +136,13 @@ describe('stock Aztec nodes through the protected JSON-RPC', () => {
     const url = rpcUrl(replicas[1]!, 'any');
     const claimed = Array.from({ length: 12 }, (_, i) => digest(`race-${i}`));
     const unclaimed = Array.from({ length: 12 }, (_, i) => digest(`never-claimed-${i}`));
-    const calls = [...claimed, ...claimed, ...unclaimed, ...claimed].map(async (data) => ({ data, answer: await rpc(url, 'eth_sign', [V0, data]) }));
+    const calls = [...claimed, ...claimed, ...unclaimed, ...claimed].map(async (data) => ({
+      data,
+      answer: await rpc(url, 'eth_sign', [V0, data]),
+    }));
     for (const { data, answer } of await Promise.all(calls)) {
-      if (claimed.includes(data)) expect((await recoverMessageAddress({ message: { raw: data }, signature: answer.body.result as Hex })).toLowerCase()).toBe(V0);
+      if (claimed.includes(data))
+        expect((await recoverMessageAddress({ message: { raw: data }, signature: answer.body.result as Hex })).toLowerCase()).toBe(V0);
       else expect(answer.body.error).toMatchObject({ code: -32010 });
     }
   });
@@ -115,11 +150,20 @@ describe('stock Aztec nodes through the protected JSON-RPC', () => {
   it('refuses a consensus digest from a node with HA off (no claim), naming what to configure; writes nothing', async () => {
     const noha = await node('noha', replicas[1]!, false);
     const before = (await dutyRows(databaseUrl)).length;
-    const error = await noha.signMessage(V2, digest('unclaimed-proposal'), { dutyType: 'BLOCK_PROPOSAL', slot: 300n, blockNumber: 1n, blockIndexWithinCheckpoint: 0 }).catch((e: unknown) => e);
+    const error = await noha
+      .signMessage(V2, digest('unclaimed-proposal'), {
+        dutyType: 'BLOCK_PROPOSAL',
+        slot: 300n,
+        blockNumber: 1n,
+        blockIndexWithinCheckpoint: 0,
+      })
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ name: 'SignerError', errorCode: -32010 });
     expect(String((error as Error).message)).toMatch(/no duty claim .*VALIDATOR_HA_SIGNING_ENABLED=true.*allowUnclaimedDigests/);
     expect((await dutyRows(databaseUrl)).length).toBe(before);
-    expect(await metricValue(replicas[1]!.url, 'ha_signer_jsonrpc_requests_total', { method: 'eth_sign', outcome: 'not_claimed' })).toBeGreaterThanOrEqual(1);
+    expect(
+      await metricValue(replicas[1]!.url, 'ha_signer_jsonrpc_requests_total', { method: 'eth_sign', outcome: 'not_claimed' }),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   it("does not sign node A's claim for node B, nor for another validator", async () => {
@@ -133,15 +177,23 @@ describe('stock Aztec nodes through the protected JSON-RPC', () => {
     expect(error).toMatchObject({ errorCode: -32011 });
     expect(String((error as Error).message)).toMatch(/held by node aztec-a, not one of this client's node ids/);
     // A claims a hash for V0 and, holding that claim, asks for V1's signature over it: no claim covers V1.
-    const other = await a.signMessage(V0, digest('claimed-for-v0'), { dutyType: 'ATTESTATION', slot: 401n, blockNumber: 1n }, V1).catch((e: unknown) => e);
+    const other = await a
+      .signMessage(V0, digest('claimed-for-v0'), { dutyType: 'ATTESTATION', slot: 401n, blockNumber: 1n }, V1)
+      .catch((e: unknown) => e);
     expect(other).toMatchObject({ errorCode: -32010 });
   });
 
-  it('protects votes itself when the node has HA off, and honours an HA node\'s own vote claim', async () => {
+  it("protects votes itself when the node has HA off, and honours an HA node's own vote claim", async () => {
     const noha = nodes.find((n) => n.nodeId === 'aztec-noha')!;
     const signal = (payload: string, slot: bigint) => ({
       domain: { name: 'EmpireBase', version: '1', chainId: CHAIN_ID, verifyingContract: `0x${'9'.repeat(40)}` as Hex },
-      types: { Signal: [{ name: 'payload', type: 'address' }, { name: 'slot', type: 'uint256' }, { name: 'instance', type: 'address' }] },
+      types: {
+        Signal: [
+          { name: 'payload', type: 'address' },
+          { name: 'slot', type: 'uint256' },
+          { name: 'instance', type: 'address' },
+        ],
+      },
       primaryType: 'Signal' as const,
       message: { payload, slot, instance: ROLLUP },
     });
@@ -150,27 +202,40 @@ describe('stock Aztec nodes through the protected JSON-RPC', () => {
     expect((await recoverAddress({ hash: hashTypedData(first), signature: signature as Hex })).toLowerCase()).toBe(V2);
     const repeat = await noha.signTypedData(V2, first, { dutyType: 'GOVERNANCE_VOTE', slot: 500n });
     expect(repeat).toBe(signature);
-    const conflict = await noha.signTypedData(V2, signal(`0x${'2'.repeat(40)}`, 500n), { dutyType: 'GOVERNANCE_VOTE', slot: 500n }).catch((e: unknown) => e);
+    const conflict = await noha
+      .signTypedData(V2, signal(`0x${'2'.repeat(40)}`, 500n), { dutyType: 'GOVERNANCE_VOTE', slot: 500n })
+      .catch((e: unknown) => e);
     expect(conflict).toMatchObject({ errorCode: -32012 });
     const rows = (await dutyRows(databaseUrl, V2)).filter((r) => r.slot === '500');
-    expect(rows).toEqual([expect.objectContaining({ duty_type: 'GOVERNANCE_VOTE', status: 'signed', message_hash: hashTypedData(first), signature })]);
+    expect(rows).toEqual([
+      expect.objectContaining({ duty_type: 'GOVERNANCE_VOTE', status: 'signed', message_hash: hashTypedData(first), signature }),
+    ]);
     expect(rows[0]!.node_id).toMatch(/^replica-/);
 
     // Slashing votes (TallySlashingProposer Vote) the same way.
     const vote = (votes: Hex) => ({
       domain: { name: 'TallySlashingProposer', version: '1', chainId: CHAIN_ID, verifyingContract: `0x${'8'.repeat(40)}` as Hex },
-      types: { Vote: [{ name: 'votes', type: 'bytes' }, { name: 'slot', type: 'uint256' }] },
+      types: {
+        Vote: [
+          { name: 'votes', type: 'bytes' },
+          { name: 'slot', type: 'uint256' },
+        ],
+      },
       primaryType: 'Vote' as const,
       message: { votes, slot: 501n },
     });
     await noha.signTypedData(V2, vote('0x0102'), { dutyType: 'SLASHING_VOTE', slot: 501n });
-    expect(await noha.signTypedData(V2, vote('0x0103'), { dutyType: 'SLASHING_VOTE', slot: 501n }).catch((e: unknown) => e)).toMatchObject({ errorCode: -32012 });
+    expect(await noha.signTypedData(V2, vote('0x0103'), { dutyType: 'SLASHING_VOTE', slot: 501n }).catch((e: unknown) => e)).toMatchObject({
+      errorCode: -32012,
+    });
 
     // An HA node claims its vote first (its own row, its node id): the signer honours that claim.
     const b = nodes.find((n) => n.nodeId === 'aztec-b')!;
     const own = signal(`0x${'3'.repeat(40)}`, 502n);
     await b.signTypedData(V2, own, { dutyType: 'GOVERNANCE_VOTE', slot: 502n });
-    expect((await dutyRows(databaseUrl, V2)).filter((r) => r.slot === '502')).toEqual([expect.objectContaining({ node_id: 'aztec-b', status: 'signed' })]);
+    expect((await dutyRows(databaseUrl, V2)).filter((r) => r.slot === '502')).toEqual([
+      expect.objectContaining({ node_id: 'aztec-b', status: 'signed' }),
+    ]);
   });
 
   it('signs "Aztec Rollup" typed consensus data only under a claim of the matching duty type, rollup and chain', async () => {
@@ -182,12 +247,26 @@ describe('stock Aztec nodes through the protected JSON-RPC', () => {
       message: { payloadHash },
     });
     const typed = proposal(digest('typed-proposal'));
-    const signature = await c.signTypedData(V0, typed as never, { dutyType: 'BLOCK_PROPOSAL', slot: 600n, blockNumber: 1n, blockIndexWithinCheckpoint: 0 });
+    const signature = await c.signTypedData(V0, typed as never, {
+      dutyType: 'BLOCK_PROPOSAL',
+      slot: 600n,
+      blockNumber: 1n,
+      blockIndexWithinCheckpoint: 0,
+    });
     expect((await recoverAddress({ hash: hashTypedData(typed as never), signature: signature as Hex })).toLowerCase()).toBe(V0);
     // Claimed as an attestation, asked as a block proposal: refused.
-    const mismatch = await c.signTypedData(V0, proposal(digest('typed-mismatch')) as never, { dutyType: 'ATTESTATION', slot: 601n, blockNumber: 1n }).catch((e: unknown) => e);
+    const mismatch = await c
+      .signTypedData(V0, proposal(digest('typed-mismatch')) as never, { dutyType: 'ATTESTATION', slot: 601n, blockNumber: 1n })
+      .catch((e: unknown) => e);
     expect(mismatch).toMatchObject({ errorCode: -32011 });
-    const otherRollup = await c.signTypedData(V0, proposal(digest('typed-rollup'), 'BlockProposal', `0x${'7'.repeat(40)}`) as never, { dutyType: 'BLOCK_PROPOSAL', slot: 602n, blockNumber: 1n, blockIndexWithinCheckpoint: 0 }).catch((e: unknown) => e);
+    const otherRollup = await c
+      .signTypedData(V0, proposal(digest('typed-rollup'), 'BlockProposal', `0x${'7'.repeat(40)}`) as never, {
+        dutyType: 'BLOCK_PROPOSAL',
+        slot: 602n,
+        blockNumber: 1n,
+        blockIndexWithinCheckpoint: 0,
+      })
+      .catch((e: unknown) => e);
     expect(String(otherRollup)).toMatch(/verifyingContract .* is not the bound rollup/);
   });
 
@@ -196,16 +275,29 @@ describe('stock Aztec nodes through the protected JSON-RPC', () => {
     const handshake = digest('p2p-auth-request');
     const signature = await auth.signMessage(V3(), handshake, { dutyType: 'AUTH_REQUEST', slot: 0n });
     expect((await recoverMessageAddress({ message: { raw: handshake }, signature: signature as Hex })).toLowerCase()).toBe(V3());
-    expect(await metricValue(replicas[2]!.url, 'ha_signer_jsonrpc_requests_total', { method: 'eth_sign', outcome: 'signed_unclaimed' })).toBe(1);
+    expect(
+      await metricValue(replicas[2]!.url, 'ha_signer_jsonrpc_requests_total', { method: 'eth_sign', outcome: 'signed_unclaimed' }),
+    ).toBe(1);
     expect((await dutyRows(databaseUrl, V3())).length).toBe(0);
   });
 
   it('signs EIP-1559 transactions only for a client with allowTransactions', async () => {
-    const tx = { type: 'eip1559' as const, chainId: CHAIN_ID, to: `0x${'5'.repeat(40)}` as Hex, nonce: 3, gas: 21_000n, maxFeePerGas: 10n ** 9n, maxPriorityFeePerGas: 10n ** 8n, value: 1n };
+    const tx = {
+      type: 'eip1559' as const,
+      chainId: CHAIN_ID,
+      to: `0x${'5'.repeat(40)}` as Hex,
+      nonce: 3,
+      gas: 21_000n,
+      maxFeePerGas: 10n ** 9n,
+      maxPriorityFeePerGas: 10n ** 8n,
+      value: 1n,
+    };
     const noha = nodes.find((n) => n.nodeId === 'aztec-noha')!;
     expect(await noha.signTransaction(V3(), tx).catch((e: unknown) => e)).toMatchObject({ errorCode: -32013 });
     const publisher = await node('publisher', replicas[0]!, false);
-    const answer = await rpc(rpcUrl(replicas[0]!, 'publisher'), 'eth_signTransaction', [{ from: V3(), to: tx.to, nonce: '0x3', gas: '0x5208', maxFeePerGas: '0x3b9aca00', maxPriorityFeePerGas: '0x5f5e100', value: '0x1' }]);
+    const answer = await rpc(rpcUrl(replicas[0]!, 'publisher'), 'eth_signTransaction', [
+      { from: V3(), to: tx.to, nonce: '0x3', gas: '0x5208', maxFeePerGas: '0x3b9aca00', maxPriorityFeePerGas: '0x5f5e100', value: '0x1' },
+    ]);
     expect((await recoverTransactionAddress({ serializedTransaction: answer.body.result as never })).toLowerCase()).toBe(V3());
     await expect(publisher.signTransaction(V3(), tx)).resolves.toMatch(/^0x/);
   });
@@ -216,13 +308,19 @@ describe('stock Aztec nodes through the protected JSON-RPC', () => {
     await writeClients([...CLIENTS.filter((c) => c.name !== 'aztec-c'), clientEntry('late')]);
     await until(async () => (await Promise.all(replicas.map(late))).every((a) => a.status === 200));
     // aztec-c is revoked everywhere.
-    await until(async () => (await Promise.all(replicas.map((r) => rpc(rpcUrl(r, 'c'), 'eth_accounts', [])))).every((a) => a.status === 401));
+    await until(async () =>
+      (await Promise.all(replicas.map((r) => rpc(rpcUrl(r, 'c'), 'eth_accounts', [])))).every((a) => a.status === 401),
+    );
   });
 
   it('never logs a client secret, and never echoes it in an answer', async () => {
-    const wrong = await call(replicas[0]!.url, `/jsonrpc/${'z'.repeat(40)}`, { body: { jsonrpc: '2.0', id: 1, method: 'eth_accounts', params: [] } });
+    const wrong = await call(replicas[0]!.url, `/jsonrpc/${'z'.repeat(40)}`, {
+      body: { jsonrpc: '2.0', id: 1, method: 'eth_accounts', params: [] },
+    });
     expect(JSON.stringify(wrong.body)).not.toContain('z'.repeat(40));
-    const bad = await call(replicas[0]!.url, `/jsonrpc/${SECRETS.a}%zz`, { body: { jsonrpc: '2.0', id: 1, method: 'eth_accounts', params: [] } });
+    const bad = await call(replicas[0]!.url, `/jsonrpc/${SECRETS.a}%zz`, {
+      body: { jsonrpc: '2.0', id: 1, method: 'eth_accounts', params: [] },
+    });
     expect(JSON.stringify(bad.body)).not.toContain(SECRETS.a);
     for (const replica of replicas) {
       const log = await readFile(join(fixture.dir, `${replica.nodeId}.log`), 'utf8');
@@ -243,4 +341,3 @@ async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
-

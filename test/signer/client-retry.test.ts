@@ -39,7 +39,12 @@ const context = (slot: bigint) => ({ dutyType: 'ATTESTATION' as const, slot, blo
 it('repeats a request that timed out at a frozen replica at the next one', async () => {
   const [frozen, healthy] = replicas as [SignerReplica, SignerReplica];
   const failovers: { endpoint: string; reason: string }[] = [];
-  const client = new RemoteHASigner({ endpoints: [frozen.url, healthy.url], token: TOKENS.all, timeoutMs: 1_000, onFailover: (info) => failovers.push(info) });
+  const client = new RemoteHASigner({
+    endpoints: [frozen.url, healthy.url],
+    token: TOKENS.all,
+    timeoutMs: 1_000,
+    onFailover: (info) => failovers.push(info),
+  });
   frozen.child.kill('SIGSTOP');
   try {
     const signature = await client.signWithProtection(KEYS[0]!.address, hash('frozen'), context(100n));
@@ -61,7 +66,13 @@ it('returns the stored signature when the replica that timed out had signed the 
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      forwarded.push(fetch(`${a.url}${request.url}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: request.headers.authorization! }, body: Buffer.concat(chunks) }).then((r) => r.json()));
+      forwarded.push(
+        fetch(`${a.url}${request.url}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: request.headers.authorization! },
+          body: Buffer.concat(chunks),
+        }).then((r) => r.json()),
+      );
     });
   });
   servers.push(blackHole);
@@ -78,7 +89,10 @@ it('returns the stored signature when the replica that timed out had signed the 
 });
 
 it('answers 503 DutyInProgress when another replica still holds the duty after the signing timeout', async () => {
-  const holder = await fixture.start('retry-slow-holder', { HA_SIGNER_WEB3SIGNER_URL: remote.url, VALIDATOR_SIGNING_OPERATION_TIMEOUT_MS: '20000' });
+  const holder = await fixture.start('retry-slow-holder', {
+    HA_SIGNER_WEB3SIGNER_URL: remote.url,
+    VALIDATOR_SIGNING_OPERATION_TIMEOUT_MS: '20000',
+  });
   const waiter = await fixture.start('retry-waiter', { VALIDATOR_HA_SIGNING_TIMEOUT_MS: '500' });
   replicas.push(holder, waiter);
   remote.setDelay(() => 4_000);
@@ -88,11 +102,24 @@ it('answers 503 DutyInProgress when another replica still holds the duty after t
   await new Promise((resolve) => setTimeout(resolve, 500));
   const answer = await call(waiter.url, `/v1/validators/${validator}/sign`, { token: TOKENS.all, body });
   expect(answer.status).toBe(503);
-  expect(answer.body).toMatchObject({ error: 'Unavailable', reason: 'DutyInProgress', slot: '300', dutyType: 'BLOCK_PROPOSAL', heldByNode: 'retry-slow-holder' });
+  expect(answer.body).toMatchObject({
+    error: 'Unavailable',
+    reason: 'DutyInProgress',
+    slot: '300',
+    dutyType: 'BLOCK_PROPOSAL',
+    heldByNode: 'retry-slow-holder',
+  });
   expect(String(answer.body.message)).toMatch(/still being signed/);
   // The client moves on after a 503 and, when every replica says so, reports it.
   const client = new RemoteHASigner({ endpoints: [waiter.url], token: TOKENS.all, maxRounds: 1 });
-  const error = await client.signWithProtection(validator, hash('in-progress'), { dutyType: 'BLOCK_PROPOSAL', slot: 300n, blockNumber: 1n, blockIndexWithinCheckpoint: 0 }).catch((e: unknown) => e);
+  const error = await client
+    .signWithProtection(validator, hash('in-progress'), {
+      dutyType: 'BLOCK_PROPOSAL',
+      slot: 300n,
+      blockNumber: 1n,
+      blockIndexWithinCheckpoint: 0,
+    })
+    .catch((e: unknown) => e);
   expect(error).toBeInstanceOf(RemoteSignerError);
   expect((error as RemoteSignerError).status).toBe(503);
   expect((error as Error).message).toContain('DutyInProgress');

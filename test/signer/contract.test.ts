@@ -30,10 +30,19 @@ const variants = {
     keys: { secretRef: { name: 'keys' }, passwordSecretRef: { name: 'pw' } },
     clients: { tokens: { secretRef: { name: 'tokens' } }, serviceAccounts: [{ namespace: 'val', name: 'node', validators: ['*'] }] },
     jsonRpc: true,
-    signing: { pollingIntervalMs: 50, signingTimeoutMs: 4_000, maxStuckDutiesAgeMs: 10_000, signingOperationTimeoutMs: 2_000, oldDutiesMaxAgeHours: 48 },
+    signing: {
+      pollingIntervalMs: 50,
+      signingTimeoutMs: 4_000,
+      maxStuckDutiesAgeMs: 10_000,
+      signingOperationTimeoutMs: 2_000,
+      oldDutiesMaxAgeHours: 48,
+    },
     pool: { max: 20, min: 1, idleTimeoutMs: 5_000, connectionTimeoutMs: 2_000 },
   }),
-  'remote signer, authentication off': vhs({ keys: { web3signer: { url: 'http://web3signer.val.svc:9000' } }, clients: { disableAuthentication: true } }),
+  'remote signer, authentication off': vhs({
+    keys: { web3signer: { url: 'http://web3signer.val.svc:9000' } },
+    clients: { disableAuthentication: true },
+  }),
 };
 
 describe("the operator's signer pod env is accepted by serve", () => {
@@ -48,8 +57,13 @@ describe("the operator's signer pod env is accepted by serve", () => {
       expect(env[POD_NAME_ENV]).toBe(POD);
       // Every file the env names lies under a volume the Deployment mounts.
       const container = buildDeployment(resource, CTX, { secretsChecksum: 'x' }).spec!.template.spec!.containers[0]!;
-      const mounted = (path: string): boolean => (container.volumeMounts ?? []).some((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`));
-      const files = [config.auth.tokensFile, config.auth.serviceAccountsFile, config.keystorePassword && 'file' in config.keystorePassword ? config.keystorePassword.file : undefined];
+      const mounted = (path: string): boolean =>
+        (container.volumeMounts ?? []).some((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`));
+      const files = [
+        config.auth.tokensFile,
+        config.auth.serviceAccountsFile,
+        config.keystorePassword && 'file' in config.keystorePassword ? config.keystorePassword.file : undefined,
+      ];
       if (!config.web3SignerUrl) files.push(config.keysDir);
       for (const file of files.filter((f): f is string => f !== undefined)) expect(mounted(file), file).toBe(true);
       expect(container.ports?.[0]?.containerPort).toBe(SIGNER_PORT);
@@ -65,7 +79,11 @@ describe("the operator's signer pod env is accepted by serve", () => {
     expect(env[SIGNER_ENV.keystorePasswordFile]).toBe(POD_PATHS.keystorePasswordFile);
     expect(env[PROTECTION_ENV.signingTimeoutMs]).toBe('4000');
     const config = serveConfigFromEnv(env);
-    expect(config).toMatchObject({ jsonRpcEnabled: true, keysDir: POD_PATHS.keysDir, auth: { disabled: false, tokensFile: POD_PATHS.tokensFile } });
+    expect(config).toMatchObject({
+      jsonRpcEnabled: true,
+      keysDir: POD_PATHS.keysDir,
+      auth: { disabled: false, tokensFile: POD_PATHS.tokensFile },
+    });
     expect(config.protection).toMatchObject({ signingTimeoutMs: 4_000, pollingIntervalMs: 50, poolMaxCount: 20 });
   });
 });

@@ -8,7 +8,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startFakeWeb3Signer, type FakeWeb3Signer } from '../../src/demo/fake-web3signer.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { KEYS, TOKENS, call, dutyRows, hash, metricValue, migratedDatabase, signBody, signerFixture, type SignerFixture } from './support.js';
+import {
+  KEYS,
+  TOKENS,
+  call,
+  dutyRows,
+  hash,
+  metricValue,
+  migratedDatabase,
+  signBody,
+  signerFixture,
+  type SignerFixture,
+} from './support.js';
 
 let fixture: SignerFixture;
 let databaseUrl: string;
@@ -76,10 +87,13 @@ it('applies a changed tokens file on a running replica: new tokens accepted, rem
   expect((await listWith(TOKENS.first)).status).toBe(200);
   expect((await listWith(added)).status).toBe(401);
   // Replace the file atomically, as a Secret volume update does: node-first removed, a new client added.
-  await writeFile(`${fixture.tokensFile}.next`, JSON.stringify([
-    { name: 'node-all', token: TOKENS.all, validators: ['*'] },
-    { name: 'node-added', token: added, validators: [KEYS[1]!.address] },
-  ]));
+  await writeFile(
+    `${fixture.tokensFile}.next`,
+    JSON.stringify([
+      { name: 'node-all', token: TOKENS.all, validators: ['*'] },
+      { name: 'node-added', token: added, validators: [KEYS[1]!.address] },
+    ]),
+  );
   await rename(`${fixture.tokensFile}.next`, fixture.tokensFile);
   const deadline = Date.now() + 10_000;
   while ((await listWith(added)).status !== 200) {

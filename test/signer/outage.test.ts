@@ -6,7 +6,18 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { externalPostgres } from '../../src/dev/embedded-postgres.js';
 import type { SignerReplica } from '../../src/demo/replicas.js';
 import { startRestartablePostgres, type RestartablePostgres } from './restartable-postgres.js';
-import { KEYS, TOKENS, call, dutyRows, hash, metricValue, migratedDatabase, signBody, signerFixture, type SignerFixture } from './support.js';
+import {
+  KEYS,
+  TOKENS,
+  call,
+  dutyRows,
+  hash,
+  metricValue,
+  migratedDatabase,
+  signBody,
+  signerFixture,
+  type SignerFixture,
+} from './support.js';
 
 let postgres: RestartablePostgres;
 let fixture: SignerFixture;
@@ -60,7 +71,9 @@ it('answers 503 while PostgreSQL is stopped and recovers once it is back', async
     await waitFor(`${replica.nodeId} ready again`, async () => (await call(replica.url, '/readyz')).status === 200);
     expect(replica.running).toBe(true);
   }
-  const after = await Promise.all(replicas.map((replica, i) => call(replica.url, path, { token: TOKENS.all, body: signBody(300 + i, hash(`after-${i}`)) })));
+  const after = await Promise.all(
+    replicas.map((replica, i) => call(replica.url, path, { token: TOKENS.all, body: signBody(300 + i, hash(`after-${i}`)) })),
+  );
   expect(after.map((a) => a.status)).toEqual([200, 200, 200]);
   const repeat = await call(replicas[2]!.url, path, { token: TOKENS.all, body: signBody(100, hash('before')) });
   expect(repeat.status).toBe(409);

@@ -26,7 +26,12 @@ let app: FastifyInstance;
 let clients: LiveFile<JsonRpcClientEntry[]>;
 const index = new PodIpIndex();
 
-const pod = (uid: string, ip: string, serviceAccount: string, extra: { hostNetwork?: boolean; phase?: string; namespace?: string } = {}): k8s.V1Pod => ({
+const pod = (
+  uid: string,
+  ip: string,
+  serviceAccount: string,
+  extra: { hostNetwork?: boolean; phase?: string; namespace?: string } = {},
+): k8s.V1Pod => ({
   metadata: { uid, name: `pod-${uid}`, namespace: extra.namespace ?? 'validators' },
   spec: { containers: [], serviceAccountName: serviceAccount, ...(extra.hostNetwork ? { hostNetwork: true } : {}) },
   status: { phase: extra.phase ?? 'Running', podIP: ip, podIPs: [{ ip }] },
@@ -35,7 +40,10 @@ const pod = (uid: string, ip: string, serviceAccount: string, extra: { hostNetwo
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ha-signer-pod-identity-'));
   const file = join(dir, 'clients.json');
-  await writeFile(file, JSON.stringify([{ name: 'aztec-sa', serviceAccount: { namespace: 'validators', name: 'aztec-node' }, validators: [KEYS[0]!.address] }]));
+  await writeFile(
+    file,
+    JSON.stringify([{ name: 'aztec-sa', serviceAccount: { namespace: 'validators', name: 'aztec-node' }, validators: [KEYS[0]!.address] }]),
+  );
   clients = await LiveFile.open(file, (text) => parseJsonRpcClientsFile('clients', text));
   const accounts = new Map(KEYS.map((k) => [k.address, privateKeyToAccount(k.privateKey)]));
   app = buildSignerServer({
@@ -106,7 +114,14 @@ describe('source-pod identity', () => {
 
   it('refuses a client entry with both or neither credential', () => {
     expect(() => parseJsonRpcClientsFile('f', JSON.stringify([{ name: 'x', validators: ['*'] }]))).toThrow(/exactly one credential/);
-    expect(() => parseJsonRpcClientsFile('f', JSON.stringify([{ name: 'x', secret: 'a'.repeat(40), serviceAccount: { namespace: 'n', name: 's' }, validators: ['*'] }]))).toThrow(/exactly one credential/);
-    expect(() => parseJsonRpcClientsFile('f', JSON.stringify([{ name: 'x', secret: 'short', validators: ['*'] }]))).toThrow(/f\[0\]\.secret \(x\)/);
+    expect(() =>
+      parseJsonRpcClientsFile(
+        'f',
+        JSON.stringify([{ name: 'x', secret: 'a'.repeat(40), serviceAccount: { namespace: 'n', name: 's' }, validators: ['*'] }]),
+      ),
+    ).toThrow(/exactly one credential/);
+    expect(() => parseJsonRpcClientsFile('f', JSON.stringify([{ name: 'x', secret: 'short', validators: ['*'] }]))).toThrow(
+      /f\[0\]\.secret \(x\)/,
+    );
   });
 });

@@ -27,9 +27,18 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function serveExit(env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; stderr: string; stdout: string }> {
+async function serveExit(
+  env: Record<string, string>,
+  timeoutMs = 20_000,
+): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const child = spawn(process.execPath, [CLI_PATH, 'serve'], {
-    env: { PATH: process.env.PATH ?? '', VALIDATOR_HA_NODE_ID: 'startup', HA_SIGNER_LISTEN_HOST: '127.0.0.1', HA_SIGNER_PORT: String(await freePort()), ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      VALIDATOR_HA_NODE_ID: 'startup',
+      HA_SIGNER_LISTEN_HOST: '127.0.0.1',
+      HA_SIGNER_PORT: String(await freePort()),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -50,7 +59,11 @@ async function keysDirWith(name: string, files: Record<string, string>): Promise
 }
 
 describe('serve refuses to start', () => {
-  const base = (): Record<string, string> => ({ VALIDATOR_HA_DATABASE_URL: databaseUrl, VALIDATOR_HA_ROLLUP_ADDRESS: ROLLUP, HA_SIGNER_AUTH_DISABLED: 'true' });
+  const base = (): Record<string, string> => ({
+    VALIDATOR_HA_DATABASE_URL: databaseUrl,
+    VALIDATOR_HA_ROLLUP_ADDRESS: ROLLUP,
+    HA_SIGNER_AUTH_DISABLED: 'true',
+  });
 
   it('on a malformed key file, naming the file and not echoing its content', async () => {
     const secretish = 'deadbeef'.repeat(7); // 56 hex digits: not a key, but must not be printed either
@@ -73,7 +86,11 @@ describe('serve refuses to start', () => {
 
   it('with authentication on but no tokens or ServiceAccounts configured', async () => {
     const keysDir = await keysDirWith('auth-keys', { 'a.key': KEYS[0]!.privateKey });
-    const result = await serveExit({ VALIDATOR_HA_DATABASE_URL: databaseUrl, VALIDATOR_HA_ROLLUP_ADDRESS: ROLLUP, HA_SIGNER_KEYS_DIR: keysDir });
+    const result = await serveExit({
+      VALIDATOR_HA_DATABASE_URL: databaseUrl,
+      VALIDATOR_HA_ROLLUP_ADDRESS: ROLLUP,
+      HA_SIGNER_KEYS_DIR: keysDir,
+    });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('HA_SIGNER_AUTH_TOKENS_FILE');
   });
@@ -113,12 +130,21 @@ it('starts with V3 keystores and token files resolved under HA_SIGNER_FS_ROOT', 
   await mkdir(join(root, 'var/run/ha-signer/keys'), { recursive: true });
   await mkdir(join(root, 'var/run/ha-signer/auth'), { recursive: true });
   await mkdir(join(root, 'var/run/ha-signer/password'), { recursive: true });
-  await writeFile(join(root, 'var/run/ha-signer/keys/scrypt.json'), await encryptV3Keystore(KEYS[2]!.privateKey, 'pod password', { address: KEYS[2]!.address }));
-  await writeFile(join(root, 'var/run/ha-signer/keys/pbkdf2.json'), await encryptV3Keystore(KEYS[3]!.privateKey, 'pod password', { kdf: 'pbkdf2' }));
+  await writeFile(
+    join(root, 'var/run/ha-signer/keys/scrypt.json'),
+    await encryptV3Keystore(KEYS[2]!.privateKey, 'pod password', { address: KEYS[2]!.address }),
+  );
+  await writeFile(
+    join(root, 'var/run/ha-signer/keys/pbkdf2.json'),
+    await encryptV3Keystore(KEYS[3]!.privateKey, 'pod password', { kdf: 'pbkdf2' }),
+  );
   // Kubernetes Secret volumes hold hidden ..data entries beside the keys; they are not keys.
   await mkdir(join(root, 'var/run/ha-signer/keys/..data'));
   await writeFile(join(root, 'var/run/ha-signer/password/password'), 'pod password\n');
-  await writeFile(join(root, 'var/run/ha-signer/auth/tokens.json'), JSON.stringify([{ name: 'pod', token: TOKENS.all, validators: ['*'] }]));
+  await writeFile(
+    join(root, 'var/run/ha-signer/auth/tokens.json'),
+    JSON.stringify([{ name: 'pod', token: TOKENS.all, validators: ['*'] }]),
+  );
   const replica = startReplica({
     nodeId: 'fs-root',
     port: await freePort(),
@@ -135,9 +161,14 @@ it('starts with V3 keystores and token files resolved under HA_SIGNER_FS_ROOT', 
     await replica.waitReady();
     const listed = await call(replica.url, '/v1/validators', { token: TOKENS.all });
     expect(listed.body.validators).toEqual([KEYS[2]!.address, KEYS[3]!.address].sort());
-    const signed = await call(replica.url, `/v1/validators/${KEYS[2]!.address}/sign`, { token: TOKENS.all, body: signBody(1, hash('keystore')) });
+    const signed = await call(replica.url, `/v1/validators/${KEYS[2]!.address}/sign`, {
+      token: TOKENS.all,
+      body: signBody(1, hash('keystore')),
+    });
     expect(signed.status).toBe(200);
-    expect((await recoverMessageAddress({ message: { raw: hash('keystore') }, signature: signed.body.signature as Hex })).toLowerCase()).toBe(KEYS[2]!.address);
+    expect(
+      (await recoverMessageAddress({ message: { raw: hash('keystore') }, signature: signed.body.signature as Hex })).toLowerCase(),
+    ).toBe(KEYS[2]!.address);
     expect(replica.output().join('\n')).not.toContain(KEYS[2]!.privateKey.slice(2));
   } finally {
     await replica.stop();

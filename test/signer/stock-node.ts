@@ -12,7 +12,14 @@ import { createHASigner } from '@aztec/validator-ha-signer/factory';
 import { type TransactionSerializableEIP1559, type TypedDataDefinition, hashTypedData } from 'viem';
 
 export interface StockContext {
-  dutyType: 'BLOCK_PROPOSAL' | 'CHECKPOINT_PROPOSAL' | 'ATTESTATION' | 'ATTESTATIONS_AND_SIGNERS' | 'GOVERNANCE_VOTE' | 'SLASHING_VOTE' | 'AUTH_REQUEST';
+  dutyType:
+    | 'BLOCK_PROPOSAL'
+    | 'CHECKPOINT_PROPOSAL'
+    | 'ATTESTATION'
+    | 'ATTESTATIONS_AND_SIGNERS'
+    | 'GOVERNANCE_VOTE'
+    | 'SLASHING_VOTE'
+    | 'AUTH_REQUEST';
   slot: bigint;
   blockNumber?: bigint;
   blockIndexWithinCheckpoint?: number;
@@ -58,7 +65,9 @@ export class StockNode {
     const remote = this.remote(remoteAddress);
     const message = Buffer32.fromString(digest);
     if (!this.ha || context.dutyType === 'AUTH_REQUEST') return (await remote.signMessage(message)).toString();
-    const signature = await this.ha.signWithProtection(EthAddress.fromString(address), message, context as never, (hash) => remote.signMessage(hash as Buffer32));
+    const signature = await this.ha.signWithProtection(EthAddress.fromString(address), message, context as never, (hash) =>
+      remote.signMessage(hash as Buffer32),
+    );
     return signature.toString();
   }
 
@@ -67,7 +76,9 @@ export class StockNode {
     const remote = this.remote(address);
     if (!this.ha) return (await remote.signTypedData(typedData)).toString();
     const messageHash = Buffer32.fromString(hashTypedData(typedData));
-    const signature = await this.ha.signWithProtection(EthAddress.fromString(address), messageHash, context as never, () => remote.signTypedData(typedData));
+    const signature = await this.ha.signWithProtection(EthAddress.fromString(address), messageHash, context as never, () =>
+      remote.signTypedData(typedData),
+    );
     return signature.toString();
   }
 

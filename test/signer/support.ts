@@ -75,7 +75,12 @@ export async function signerFixture(databaseUrl: string, env: Record<string, str
     baseEnv,
     replicas,
     async start(nodeId, extraEnv = {}) {
-      const replica = startReplica({ nodeId, port: await freePort(), env: { ...baseEnv, ...extraEnv }, logFile: join(dir, `${nodeId}.log`) });
+      const replica = startReplica({
+        nodeId,
+        port: await freePort(),
+        env: { ...baseEnv, ...extraEnv },
+        logFile: join(dir, `${nodeId}.log`),
+      });
       replicas.push(replica);
       await replica.waitReady();
       return replica;
@@ -92,12 +97,20 @@ export interface Answer {
   body: Record<string, unknown>;
 }
 
-export async function call(url: string, path: string, init: { method?: string; token?: string | undefined; body?: unknown; rawBody?: string; contentType?: string } = {}): Promise<Answer> {
+export async function call(
+  url: string,
+  path: string,
+  init: { method?: string; token?: string | undefined; body?: unknown; rawBody?: string; contentType?: string } = {},
+): Promise<Answer> {
   const headers: Record<string, string> = {};
   if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`;
   const body = init.rawBody ?? (init.body === undefined ? undefined : JSON.stringify(init.body));
   if (body !== undefined) headers['content-type'] = init.contentType ?? 'application/json';
-  const response = await fetch(`${url}${path}`, { method: init.method ?? (body === undefined ? 'GET' : 'POST'), headers, ...(body !== undefined ? { body } : {}) });
+  const response = await fetch(`${url}${path}`, {
+    method: init.method ?? (body === undefined ? 'GET' : 'POST'),
+    headers,
+    ...(body !== undefined ? { body } : {}),
+  });
   const text = await response.text();
   let parsed: Record<string, unknown>;
   try {
@@ -108,10 +121,20 @@ export async function call(url: string, path: string, init: { method?: string; t
   return { status: response.status, body: parsed };
 }
 
-export function signBody(slot: number | string, messageHash: string, dutyType = 'ATTESTATION', extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function signBody(
+  slot: number | string,
+  messageHash: string,
+  dutyType = 'ATTESTATION',
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     messageHash,
-    context: { dutyType, slot: String(slot), ...(dutyType === 'BLOCK_PROPOSAL' ? { blockIndexWithinCheckpoint: 0, blockNumber: '1' } : {}), ...extra },
+    context: {
+      dutyType,
+      slot: String(slot),
+      ...(dutyType === 'BLOCK_PROPOSAL' ? { blockIndexWithinCheckpoint: 0, blockNumber: '1' } : {}),
+      ...extra,
+    },
   };
 }
 
@@ -120,7 +143,21 @@ export function hash(label: number | string): Hex {
   return keccak256(stringToHex(String(label)));
 }
 
-export async function dutyRows(databaseUrl: string, validatorAddress?: string): Promise<{ slot: string; duty_type: string; status: string; message_hash: string; signature: string | null; node_id: string; takeovers: number; block_index_within_checkpoint: number }[]> {
+export async function dutyRows(
+  databaseUrl: string,
+  validatorAddress?: string,
+): Promise<
+  {
+    slot: string;
+    duty_type: string;
+    status: string;
+    message_hash: string;
+    signature: string | null;
+    node_id: string;
+    takeovers: number;
+    block_index_within_checkpoint: number;
+  }[]
+> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {

@@ -7,7 +7,18 @@ import { recoverMessageAddress, type Hex } from 'viem';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startFakeWeb3Signer, type FakeWeb3Signer } from '../../src/demo/fake-web3signer.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { KEYS, TOKENS, call, dutyRows, hash, metricValue, migratedDatabase, signBody, signerFixture, type SignerFixture } from './support.js';
+import {
+  KEYS,
+  TOKENS,
+  call,
+  dutyRows,
+  hash,
+  metricValue,
+  migratedDatabase,
+  signBody,
+  signerFixture,
+  type SignerFixture,
+} from './support.js';
 
 const LEASE_MS = 2_000;
 let fixture: SignerFixture;
@@ -17,7 +28,10 @@ let remote: FakeWeb3Signer;
 beforeAll(async () => {
   databaseUrl = await migratedDatabase(await createTestDatabase('signer_takeover'));
   remote = await startFakeWeb3Signer(KEYS.map((k) => k.privateKey));
-  fixture = await signerFixture(databaseUrl, { VALIDATOR_HA_MAX_STUCK_DUTIES_AGE_MS: String(LEASE_MS), VALIDATOR_HA_SIGNING_TIMEOUT_MS: '8000' });
+  fixture = await signerFixture(databaseUrl, {
+    VALIDATOR_HA_MAX_STUCK_DUTIES_AGE_MS: String(LEASE_MS),
+    VALIDATOR_HA_SIGNING_TIMEOUT_MS: '8000',
+  });
 });
 
 afterAll(async () => {
@@ -41,7 +55,9 @@ it('takes over the in-flight duty of a SIGKILLed replica after its lease, and si
   remote.setDelay(() => 60_000);
   const messageHash = hash('takeover');
   const callsBefore = remote.calls.length;
-  const stranded = call(slow.url, path, { token: TOKENS.all, body: signBody(500, messageHash, 'BLOCK_PROPOSAL') }).catch((error: unknown) => error);
+  const stranded = call(slow.url, path, { token: TOKENS.all, body: signBody(500, messageHash, 'BLOCK_PROPOSAL') }).catch(
+    (error: unknown) => error,
+  );
   // The slow replica holds the lock once its remote signer has the request.
   await until(() => remote.calls.length > callsBefore);
   slow.kill('SIGKILL');
@@ -81,7 +97,10 @@ it('finishes an in-flight duty on SIGTERM before exiting', async () => {
   const pending = call(replica.url, `/v1/validators/${validator}/sign`, { token: TOKENS.all, body: signBody(600, hash('graceful')) });
   await until(() => remote.calls.length > callsBefore);
   replica.kill('SIGTERM');
-  const answer = await Promise.race([pending, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(replica.output().join('\n'))), 10_000))]);
+  const answer = await Promise.race([
+    pending,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(replica.output().join('\n'))), 10_000)),
+  ]);
   expect(answer.status).toBe(200);
   expect(await replica.exited).toEqual({ code: 0, signal: null });
   const [row] = await dutyRows(databaseUrl, validator);

@@ -7,8 +7,21 @@ import { join } from 'node:path';
 import { hashTypedData } from 'viem';
 import { describe, expect, it } from 'vitest';
 import { isConnectionError } from '../../src/client/index.js';
-import { ConfigError, DutyAlreadySignedError, DutyType, SlashingProtectionError, DatabaseUnavailableError } from '../../src/protection/index.js';
-import { CallerAuthenticator, bearerToken, kubernetesTokenReviewer, parseServiceAccountsFile, parseTokensFile, type TokenReviewer } from '../../src/signer/auth.js';
+import {
+  ConfigError,
+  DutyAlreadySignedError,
+  DutyType,
+  SlashingProtectionError,
+  DatabaseUnavailableError,
+} from '../../src/protection/index.js';
+import {
+  CallerAuthenticator,
+  bearerToken,
+  kubernetesTokenReviewer,
+  parseServiceAccountsFile,
+  parseTokensFile,
+  type TokenReviewer,
+} from '../../src/signer/auth.js';
 import { BackendSigningError } from '../../src/signer/backends.js';
 import { applyServeFlags, serveConfigFromEnv, underFsRoot } from '../../src/signer/config.js';
 import { accountFromHexKey, accountFromKeyFile } from '../../src/signer/keys.js';
@@ -33,11 +46,27 @@ describe('parseSignRequest', () => {
   };
 
   it('normalizes a valid request into the duty the core will record', () => {
-    const request = parse({ messageHash: hash('a').toUpperCase().replace('0X', '0x'), context: { dutyType: 'BLOCK_PROPOSAL', slot: '18446744073', blockNumber: 50, checkpointNumber: '7', blockIndexWithinCheckpoint: '2' } });
+    const request = parse({
+      messageHash: hash('a').toUpperCase().replace('0X', '0x'),
+      context: { dutyType: 'BLOCK_PROPOSAL', slot: '18446744073', blockNumber: 50, checkpointNumber: '7', blockIndexWithinCheckpoint: '2' },
+    });
     expect(request.signingMethod).toBe('personal');
     expect(request.messageHash).toBe(hash('a'));
-    expect(request.duty).toMatchObject({ validatorAddress: VALIDATOR, slot: 18446744073n, blockNumber: 50n, checkpointNumber: 7n, blockIndexWithinCheckpoint: 2, dutyType: DutyType.BLOCK_PROPOSAL });
-    expect(parse({ messageHash: hash('b'), signingMethod: 'digest', context: { dutyType: 'GOVERNANCE_VOTE', slot: 3, blockIndexWithinCheckpoint: 4 } }).duty.blockIndexWithinCheckpoint).toBe(-1);
+    expect(request.duty).toMatchObject({
+      validatorAddress: VALIDATOR,
+      slot: 18446744073n,
+      blockNumber: 50n,
+      checkpointNumber: 7n,
+      blockIndexWithinCheckpoint: 2,
+      dutyType: DutyType.BLOCK_PROPOSAL,
+    });
+    expect(
+      parse({
+        messageHash: hash('b'),
+        signingMethod: 'digest',
+        context: { dutyType: 'GOVERNANCE_VOTE', slot: 3, blockIndexWithinCheckpoint: 4 },
+      }).duty.blockIndexWithinCheckpoint,
+    ).toBe(-1);
   });
 
   it('names the field of each malformed input', () => {
@@ -54,7 +83,12 @@ describe('parseSignRequest', () => {
   });
 
   it('accepts typed data only with digest signing and only when it hashes to messageHash', () => {
-    const typedData = { domain: { name: 'Gov', version: '1', chainId: 1 }, types: { Vote: [{ name: 'round', type: 'uint256' }] }, primaryType: 'Vote', message: { round: '5' } };
+    const typedData = {
+      domain: { name: 'Gov', version: '1', chainId: 1 },
+      types: { Vote: [{ name: 'round', type: 'uint256' }] },
+      primaryType: 'Vote',
+      message: { round: '5' },
+    };
     // Over JSON a uint256 arrives as a decimal string; viem encodes it like the bigint its types ask for.
     const digest = hashTypedData(typedData as unknown as Parameters<typeof hashTypedData>[0]);
     const context = { dutyType: 'GOVERNANCE_VOTE', slot: '9' };
@@ -105,7 +139,9 @@ describe('keys', () => {
       id: '3198bc9c-6672-5ab3-d995-4942343ae5b6',
       version: 3,
     };
-    expect((await decryptV3Keystore(JSON.stringify(vector), 'testpassword')).privateKey).toBe('0x7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d');
+    expect((await decryptV3Keystore(JSON.stringify(vector), 'testpassword')).privateKey).toBe(
+      '0x7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d',
+    );
     await expect(decryptV3Keystore(JSON.stringify(vector), 'wrong')).rejects.toThrow(/MAC mismatch/);
     const tampered = { ...vector, crypto: { ...vector.crypto, ciphertext: `00${vector.crypto.ciphertext.slice(2)}` } };
     await expect(decryptV3Keystore(JSON.stringify(tampered), 'testpassword')).rejects.toThrow(/MAC mismatch/);
@@ -123,10 +159,13 @@ describe('keys', () => {
 });
 
 describe('authentication', () => {
-  const tokens = parseTokensFile('tokens', JSON.stringify([
-    { name: 'a', token: 'aaaaaaaaaaaaaaaaaaaa', validators: [KEYS[0]!.address.toUpperCase().replace('0X', '0x')] },
-    { name: 'b', token: 'bbbbbbbbbbbbbbbbbbbb', validators: ['*'] },
-  ]));
+  const tokens = parseTokensFile(
+    'tokens',
+    JSON.stringify([
+      { name: 'a', token: 'aaaaaaaaaaaaaaaaaaaa', validators: [KEYS[0]!.address.toUpperCase().replace('0X', '0x')] },
+      { name: 'b', token: 'bbbbbbbbbbbbbbbbbbbb', validators: ['*'] },
+    ]),
+  );
 
   it('matches bearer tokens to their validators', async () => {
     const auth = new CallerAuthenticator({ tokens });
@@ -147,10 +186,24 @@ describe('authentication', () => {
     expect(() => parseTokensFile('f', '{')).toThrow(/f: is not valid JSON/);
     expect(() => parseTokensFile('f', JSON.stringify([{ name: 'x', token: 'short', validators: ['*'] }]))).toThrow(/f\[0\]\.token \(x\)/);
     expect(() => parseTokensFile('f', JSON.stringify([{ name: 'x', token: 'short', validators: ['*'] }]))).not.toThrow(/short/);
-    expect(() => parseTokensFile('f', JSON.stringify([{ name: 'x', token: 'cccccccccccccccccccc', validators: ['0x12'] }]))).toThrow(/f\[0\]\.validators\[0\]/);
-    expect(() => parseTokensFile('f', JSON.stringify([{ name: 'x', token: 'cccccccccccccccccccc', validators: [] }]))).toThrow(/validators/);
-    expect(() => parseTokensFile('f', JSON.stringify([{ name: 'x', token: 'cccccccccccccccccccc', validators: ['*'] }, { name: 'y', token: 'cccccccccccccccccccc', validators: ['*'] }]))).toThrow(/same token/);
-    expect(() => parseServiceAccountsFile('s', JSON.stringify([{ namespace: 'Bad_NS', name: 'x', validators: ['*'] }]))).toThrow(/s\[0\]\.namespace/);
+    expect(() => parseTokensFile('f', JSON.stringify([{ name: 'x', token: 'cccccccccccccccccccc', validators: ['0x12'] }]))).toThrow(
+      /f\[0\]\.validators\[0\]/,
+    );
+    expect(() => parseTokensFile('f', JSON.stringify([{ name: 'x', token: 'cccccccccccccccccccc', validators: [] }]))).toThrow(
+      /validators/,
+    );
+    expect(() =>
+      parseTokensFile(
+        'f',
+        JSON.stringify([
+          { name: 'x', token: 'cccccccccccccccccccc', validators: ['*'] },
+          { name: 'y', token: 'cccccccccccccccccccc', validators: ['*'] },
+        ]),
+      ),
+    ).toThrow(/same token/);
+    expect(() => parseServiceAccountsFile('s', JSON.stringify([{ namespace: 'Bad_NS', name: 'x', validators: ['*'] }]))).toThrow(
+      /s\[0\]\.namespace/,
+    );
   });
 
   it('checks ServiceAccount tokens with TokenReview, caches answers and fails closed when the API is down', async () => {
@@ -160,13 +213,20 @@ describe('authentication', () => {
       review: async (token) => {
         calls.push(token);
         if (down) throw new Error('API server unreachable');
-        return token === 'sa-token' ? 'system:serviceaccount:validators:node-a' : token === 'other-sa' ? 'system:serviceaccount:validators:other' : undefined;
+        return token === 'sa-token'
+          ? 'system:serviceaccount:validators:node-a'
+          : token === 'other-sa'
+            ? 'system:serviceaccount:validators:other'
+            : undefined;
       },
     };
     let now = 0;
     const auth = new CallerAuthenticator({
       tokens,
-      serviceAccounts: parseServiceAccountsFile('s', JSON.stringify([{ namespace: 'validators', name: 'node-a', validators: [KEYS[1]!.address] }])),
+      serviceAccounts: parseServiceAccountsFile(
+        's',
+        JSON.stringify([{ namespace: 'validators', name: 'node-a', validators: [KEYS[1]!.address] }]),
+      ),
       reviewer,
       now: () => now,
     });
@@ -194,14 +254,30 @@ describe('authentication', () => {
         expect(request.url).toBe('/apis/authentication.k8s.io/v1/tokenreviews');
         const authenticated = review.spec.token === 'good';
         response.writeHead(201, { 'content-type': 'application/json' });
-        response.end(JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', status: { authenticated, ...(authenticated ? { user: { username: 'system:serviceaccount:ns:sa' } } : {}) } }));
+        response.end(
+          JSON.stringify({
+            apiVersion: 'authentication.k8s.io/v1',
+            kind: 'TokenReview',
+            status: { authenticated, ...(authenticated ? { user: { username: 'system:serviceaccount:ns:sa' } } : {}) },
+          }),
+        );
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const dir = await mkdtemp(join(tmpdir(), 'kubeconfig-'));
     const kubeconfig = join(dir, 'config');
     const { port } = server.address() as AddressInfo;
-    await writeFile(kubeconfig, JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }], users: [{ name: 'u', user: { token: 'reviewer' } }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x' }));
+    await writeFile(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'c', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'u', user: { token: 'reviewer' } }],
+        contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+        'current-context': 'x',
+      }),
+    );
     const saved = { KUBECONFIG: process.env.KUBECONFIG, KUBERNETES_SERVICE_HOST: process.env.KUBERNETES_SERVICE_HOST };
     process.env.KUBECONFIG = kubeconfig;
     delete process.env.KUBERNETES_SERVICE_HOST;
@@ -210,7 +286,10 @@ describe('authentication', () => {
       expect(await reviewer.review('good')).toBe('system:serviceaccount:ns:sa');
       expect(await reviewer.review('bad')).toBeUndefined();
     } finally {
-      for (const [key, value] of Object.entries(saved)) value === undefined ? delete process.env[key] : (process.env[key] = value);
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
       server.close();
       await rm(dir, { recursive: true, force: true });
     }
@@ -218,11 +297,22 @@ describe('authentication', () => {
 });
 
 describe('serve configuration', () => {
-  const env = { VALIDATOR_HA_DATABASE_URL: 'postgresql://u:p@db:5432/x', VALIDATOR_HA_ROLLUP_ADDRESS: ROLLUP, HA_SIGNER_AUTH_TOKENS_FILE: '/auth/tokens.json', POD_NAME: 'signer-0' };
+  const env = {
+    VALIDATOR_HA_DATABASE_URL: 'postgresql://u:p@db:5432/x',
+    VALIDATOR_HA_ROLLUP_ADDRESS: ROLLUP,
+    HA_SIGNER_AUTH_TOKENS_FILE: '/auth/tokens.json',
+    POD_NAME: 'signer-0',
+  };
 
   it('applies defaults, the pod name as node id, flags over variables and the FS root', () => {
     const config = serveConfigFromEnv({ ...env, HA_SIGNER_FS_ROOT: '/tmp/pod' });
-    expect(config).toMatchObject({ listenHost: '0.0.0.0', port: 8080, keysDir: '/tmp/pod/var/run/ha-signer/keys', jsonRpcEnabled: false, auth: { disabled: false, tokensFile: '/tmp/pod/auth/tokens.json' } });
+    expect(config).toMatchObject({
+      listenHost: '0.0.0.0',
+      port: 8080,
+      keysDir: '/tmp/pod/var/run/ha-signer/keys',
+      jsonRpcEnabled: false,
+      auth: { disabled: false, tokensFile: '/tmp/pod/auth/tokens.json' },
+    });
     expect(config.protection.nodeId).toBe('signer-0');
     expect(config.protection.poolConnectionTimeoutMs).toBe(5_000);
     const flagged = applyServeFlags(['--port', '9000', '--jsonrpc-enabled', '--node-id', 'n1'], env);
@@ -251,8 +341,14 @@ describe('serve configuration', () => {
 
 describe('error mapping', () => {
   it('maps the core errors to the API answers and fails closed on anything unknown', () => {
-    expect(signErrorResponse(new DutyAlreadySignedError(5n, DutyType.ATTESTATION, -1, 'n1', '0xsig'))).toMatchObject({ status: 409, body: { error: 'DutyAlreadySigned', slot: '5', signature: '0xsig' } });
-    expect(signErrorResponse(new SlashingProtectionError(5n, DutyType.ATTESTATION, -1, '0xa', '0xb', 'n1'))).toMatchObject({ status: 409, body: { error: 'SlashingProtection', existingMessageHash: '0xa' } });
+    expect(signErrorResponse(new DutyAlreadySignedError(5n, DutyType.ATTESTATION, -1, 'n1', '0xsig'))).toMatchObject({
+      status: 409,
+      body: { error: 'DutyAlreadySigned', slot: '5', signature: '0xsig' },
+    });
+    expect(signErrorResponse(new SlashingProtectionError(5n, DutyType.ATTESTATION, -1, '0xa', '0xb', 'n1'))).toMatchObject({
+      status: 409,
+      body: { error: 'SlashingProtection', existingMessageHash: '0xa' },
+    });
     expect(signErrorResponse(new DatabaseUnavailableError('down')).status).toBe(503);
     expect(signErrorResponse(Object.assign(new Error('terminating connection'), { code: '57P01' })).status).toBe(503);
     expect(signErrorResponse(new Error('anything')).status).toBe(503);

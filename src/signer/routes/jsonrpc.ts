@@ -34,27 +34,53 @@ export const jsonRpcRoutes: FastifyPluginAsync<JsonRpcRouteDeps> = async (app, d
 
   app.setErrorHandler((error, _request, reply) => {
     const { status, body } = errorResponse(error);
-    return reply.code(status).send({ jsonrpc: '2.0', id: null, error: { code: status === 401 || status === 403 ? -32001 : -32600, message: body.message } });
+    return reply
+      .code(status)
+      .send({ jsonrpc: '2.0', id: null, error: { code: status === 401 || status === 403 ? -32001 : -32600, message: body.message } });
   });
 
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.url === JSONRPC_POD_ROUTE) {
       // No credential in the request: the caller is the pod that owns the connection's peer address.
       const clients = protectedRpc.clients?.current;
-      if (!clients) throw deps.deny(request, 401, 'client_list_invalid', 'the JSON-RPC client list is invalid or unreadable on this signer; no client is accepted until it is fixed');
+      if (!clients)
+        throw deps.deny(
+          request,
+          401,
+          'client_list_invalid',
+          'the JSON-RPC client list is invalid or unreadable on this signer; no client is accepted until it is fixed',
+        );
       const source = protectedRpc.podIdentity;
-      if (!source) throw deps.deny(request, 401, 'missing', 'no credential: use the client URL with its secret (/jsonrpc/<secret>); source-pod identity is off on this signer');
+      if (!source)
+        throw deps.deny(
+          request,
+          401,
+          'missing',
+          'no credential: use the client URL with its secret (/jsonrpc/<secret>); source-pod identity is off on this signer',
+        );
       if (!source.synced()) throw deps.deny(request, 503, 'review_unavailable', 'the pods informer has not listed pods yet; retry');
       const peer = normalizePeerAddress(request.socket.remoteAddress);
       const pod = peer ? source.identityOf(peer) : undefined;
       const client = pod ? clientForServiceAccount(clients, pod.namespace, pod.serviceAccount) : undefined;
-      if (!client) throw deps.deny(request, 401, 'invalid', `no client for the source address${pod ? ` (pod ${pod.namespace}/${pod.pod}, ServiceAccount ${pod.serviceAccount})` : ' (not a running pod this signer knows)'}`);
+      if (!client)
+        throw deps.deny(
+          request,
+          401,
+          'invalid',
+          `no client for the source address${pod ? ` (pod ${pod.namespace}/${pod.pod}, ServiceAccount ${pod.serviceAccount})` : ' (not a running pod this signer knows)'}`,
+        );
       request.jsonRpcCaller = client;
       return;
     }
     if (request.routeOptions.url === JSONRPC_SECRET_ROUTE) {
       const clients = protectedRpc.clients?.current;
-      if (!clients) throw deps.deny(request, 401, 'client_list_invalid', 'the JSON-RPC client list is invalid or unreadable on this signer; no client is accepted until it is fixed');
+      if (!clients)
+        throw deps.deny(
+          request,
+          401,
+          'client_list_invalid',
+          'the JSON-RPC client list is invalid or unreadable on this signer; no client is accepted until it is fixed',
+        );
       const client = clientForSecret(clients, (request.params as { secret: string }).secret);
       if (!client) throw deps.deny(request, 401, 'invalid', 'unknown client secret in the URL path');
       request.jsonRpcCaller = client;
@@ -63,11 +89,22 @@ export const jsonRpcRoutes: FastifyPluginAsync<JsonRpcRouteDeps> = async (app, d
     const result = await deps.authenticator.authenticate(request.headers.authorization);
     if (!result.ok) {
       if (result.status === 503) throw deps.deny(request, 503, result.reason, 'authentication backend (TokenReview) unavailable');
-      throw deps.deny(request, 401, result.reason, result.reason === 'missing' ? 'authorization: a Bearer token is required' : 'authorization: token not accepted');
+      throw deps.deny(
+        request,
+        401,
+        result.reason,
+        result.reason === 'missing' ? 'authorization: a Bearer token is required' : 'authorization: token not accepted',
+      );
     }
     request.principal = result.principal;
     // Bearer callers get the protected defaults: no unclaimed digests, no transactions.
-    request.jsonRpcCaller = { id: result.principal.id, allows: result.principal.allows, nodeIds: undefined, allowUnclaimedDigests: false, allowTransactions: false };
+    request.jsonRpcCaller = {
+      id: result.principal.id,
+      allows: result.principal.allows,
+      nodeIds: undefined,
+      allowUnclaimedDigests: false,
+      allowTransactions: false,
+    };
   });
 
   const handler = async (request: FastifyRequest): Promise<{ status: number; body: unknown }> => {

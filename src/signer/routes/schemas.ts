@@ -45,4 +45,6 @@ export const dutiesQuerySchema = {
 } as const;
 
 /** fastify's ajv, strict: no type coercion, and unknown fields refused (fastify's default would silently drop them). */
-export const AJV_OPTIONS = { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, allowUnionTypes: true } } as const;
+export const AJV_OPTIONS = {
+  customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, allowUnionTypes: true },
+} as const;

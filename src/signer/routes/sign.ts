@@ -38,17 +38,26 @@ export const signRoute: FastifyPluginAsync<SignerServerDeps> = async (app, deps)
       const parsed = parseSignRequest(address, request.body, { typedDataRequiredForDigest: backend.kind === 'web3signer' });
       const signer = deps.signer();
       const blocked = readiness.signingBlockedReason;
-      if (!signer || blocked !== undefined) throw new DatabaseUnavailableError(`signing refused: ${blocked ?? 'the protection database is not ready'}`);
+      if (!signer || blocked !== undefined)
+        throw new DatabaseUnavailableError(`signing refused: ${blocked ?? 'the protection database is not ready'}`);
       const signFn = async (hash: string): Promise<`0x${string}`> => {
         try {
           return await backend.signHash(address, hash as `0x${string}`, parsed.signingMethod, parsed.typedData);
         } catch (error) {
-          throw error instanceof BackendSigningError ? error : new BackendSigningError(`signing failed: ${(error as Error).message}`, { cause: error });
+          throw error instanceof BackendSigningError
+            ? error
+            : new BackendSigningError(`signing failed: ${(error as Error).message}`, { cause: error });
         }
       };
       const signature = await signer.signDuty(parsed.duty, signFn);
       request.signMetrics!.outcome = 'signed';
-      return { signature, validatorAddress: address, dutyType: parsed.duty.dutyType, slot: parsed.duty.slot.toString(), nodeId: deps.nodeId };
+      return {
+        signature,
+        validatorAddress: address,
+        dutyType: parsed.duty.dutyType,
+        slot: parsed.duty.slot.toString(),
+        nodeId: deps.nodeId,
+      };
     },
   );
 };

@@ -26,7 +26,11 @@ function dutyJson(record: ValidatorDutyRecord): DutyJson {
 export const validatorRoutes: FastifyPluginAsync<SignerServerDeps> = async (app, deps) => {
   app.get(ROUTES.validators, async (request): Promise<ValidatorsAnswer> => {
     const principal = request.principal!;
-    return { validators: deps.backend.addresses().filter((address) => principal.allows(address)), nodeId: deps.nodeId, rollupAddress: deps.rollupAddress };
+    return {
+      validators: deps.backend.addresses().filter((address) => principal.allows(address)),
+      nodeId: deps.nodeId,
+      rollupAddress: deps.rollupAddress,
+    };
   });
 
   app.get<{ Params: { address: string }; Querystring: Record<string, string> }>(
