@@ -155,7 +155,7 @@ describeK8s('operator memory (issue 11)', () => {
       await createSecret(home.name, 'keys', { k: validatorKey() });
       await createSecret(home.name, 'db', { uri: 'postgresql://u:p@127.0.0.1:1/mem' });
       await createVhs(home.name, vhsBody('m', { rollup: { address: ROLLUP_A, version: 'v1' } }));
-      await waitForCondition(home.name, 'm', 'DatabaseClaimed', 'Unknown', { timeoutMs: 30_000 });
+      await waitFor(async () => (await getVhs(home.name, 'm')).status?.migrationJob, { timeoutMs: 30_000, message: 'first reconcile of m' });
       await new Promise((r) => setTimeout(r, 3000));
       const rss = async () => ((await op.metric('ha_signer_operator_process_resident_memory_bytes')) ?? 0) / 2 ** 20;
       const before = await rss();

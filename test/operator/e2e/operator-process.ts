@@ -29,7 +29,8 @@ export async function startOperatorProcess(opts: {
   extraArgs?: string[];
   env?: Record<string, string>;
 }): Promise<OperatorProcess> {
-  const cli = path.join(REPO_ROOT, 'dist/cli.js');
+  // HA_SIGNER_TEST_OPERATOR_CLI runs another build of the operator (e.g. an older commit's, to show a test fails there).
+  const cli = process.env.HA_SIGNER_TEST_OPERATOR_CLI ?? path.join(REPO_ROOT, 'dist/cli.js');
   if (!existsSync(cli)) throw new Error('dist/cli.js not found: run `npm run build`');
   const port = await freePort();
   const identity = opts.identity ?? `op-${port}`;
