@@ -59,6 +59,12 @@ describe('--help', () => {
     expect(run.stdout.join('\n')).toContain('ha-signer serve');
   });
 
+  it('--log-level may stand before the command (ha-signer --log-level=debug migrate --help)', async () => {
+    const run = runCli(['--log-level=debug', 'migrate', '--help']);
+    expect((await run.exited).code).toBe(0);
+    expect(run.stdout.join('\n')).toContain('ha-signer migrate up|down');
+  });
+
   it('ha-signer help <command> prints that command usage', async () => {
     const run = runCli(['help', 'rebind-rollup']);
     expect((await run.exited).code).toBe(0);
