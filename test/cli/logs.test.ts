@@ -69,6 +69,7 @@ describe('one log format', () => {
     expect(lines.some((line) => String(line.msg).startsWith('Server listening'))).toBe(true); // fastify's own line
     expect(lines.every((line) => line.component === 'signer')).toBe(true);
     expect(lines.some((line) => line.msg === 'stopped')).toBe(true);
+    expect(lines.filter((line) => String(line.msg).startsWith('request') || String(line.msg).startsWith('incoming'))).toEqual([]); // probes: debug only
     expect(run.stderr.join('\n')).toBe(''); // no deprecation warnings or other stray output
   });
 
