@@ -34,7 +34,8 @@ export interface JsonRpcClientEntry extends JsonRpcCaller {
 }
 
 /** URL-safe and long enough not to be guessed (≥ 32 characters, e.g. 32 random bytes as base64url or hex). */
-const SECRET = /^[A-Za-z0-9_-]{32,256}$/;
+/** At most 100: fastify's router refuses longer path parameters (maxParamLength). */
+const SECRET = /^[A-Za-z0-9_-]{32,100}$/;
 export const MIN_SECRET_LENGTH = 32;
 const NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;
 
@@ -82,7 +83,7 @@ export function parseJsonRpcClientsFile(setting: string, text: string): JsonRpcC
       if (typeof raw.secret !== 'string' || !SECRET.test(raw.secret)) {
         throw new ConfigError(
           `${at}.secret (${name})`,
-          `expected ${MIN_SECRET_LENGTH}–256 URL-safe characters (A-Z a-z 0-9 _ -), e.g. \`openssl rand -hex 32\``,
+          `expected ${MIN_SECRET_LENGTH}–100 URL-safe characters (A-Z a-z 0-9 _ -), e.g. \`openssl rand -hex 32\``,
         );
       }
       const secretDigest = sha256(raw.secret);
