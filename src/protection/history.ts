@@ -12,59 +12,20 @@
  * Imports, watermark raises and pruning serialize on a SHARE ROW EXCLUSIVE lock of ha_signer_watermarks, so the
  * watermark an import checks against cannot rise under it; signing (which only reads watermarks) is not blocked.
  */
-import type pg from 'pg';
 import {
   HISTORY_FORMAT,
   HISTORY_FORMAT_VERSION,
   type HistoryDocument,
   type HistoryDuty,
   type HistoryValidator,
-  uint64,
 } from './history-document.js';
+import { type Db, HistoryRefusedError, LOCK_WATERMARKS, boundRollup, inTransaction } from './history-db.js';
+import { raiseLocked } from './watermarks.js';
 
-type Db = pg.ClientBase;
-
-/** The history cannot move between these databases (rollup binding, schema): the message says what to do. */
-export class HistoryRefusedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'HistoryRefusedError';
-  }
-}
+export { HistoryRefusedError } from './history-db.js';
+export { type WatermarkResult, raiseWatermark } from './watermarks.js';
 
 const IMPORT_CHUNK = 5_000;
-const LOCK_WATERMARKS = 'LOCK TABLE ha_signer_watermarks IN SHARE ROW EXCLUSIVE MODE';
-
-async function boundRollup(db: Db): Promise<string> {
-  let rollup: string | null | undefined;
-  try {
-    rollup = (await db.query<{ rollup: string | null }>('SELECT ha_signer_bound_rollup() AS rollup')).rows[0]?.rollup;
-  } catch (error) {
-    if ((error as { code?: string }).code === '42883' || (error as { code?: string }).code === '42P01') {
-      throw new HistoryRefusedError(
-        'this database has no ha-signer protection schema; run `ha-signer migrate up --database-url <url> --rollup-address 0x..` first',
-      );
-    }
-    throw error;
-  }
-  if (!rollup)
-    throw new HistoryRefusedError(
-      'this database is bound to no rollup yet; bind it with `ha-signer migrate up --database-url <url> --rollup-address 0x..` first',
-    );
-  return rollup;
-}
-
-async function inTransaction<T>(db: Db, begin: string, body: () => Promise<T>, commit = true): Promise<T> {
-  await db.query(begin);
-  try {
-    const result = await body();
-    await db.query(commit ? 'COMMIT' : 'ROLLBACK');
-    return result;
-  } catch (error) {
-    await db.query('ROLLBACK').catch(() => {});
-    throw error;
-  }
-}
 
 export interface ExportResult {
   document: HistoryDocument;
@@ -288,46 +249,4 @@ async function importChunk(db: Db, rollup: string, duties: ImportDuty[], report:
             : 'the duty is being signed on this database right now over another message hash',
     });
   }
-}
-
-export interface WatermarkResult {
-  rollupAddress: string;
-  validator: string;
-  previous: string | null;
-  lowWatermarkSlot: string;
-  /** False when the watermark was already at or above the slot (it is never lowered). */
-  raised: boolean;
-}
-
-async function raiseLocked(db: Db, rollup: string, validator: string, slot: string): Promise<WatermarkResult> {
-  const previous =
-    (
-      await db.query<{ low_slot: string }>(
-        'SELECT low_slot::text FROM ha_signer_watermarks WHERE rollup_address = $1 AND validator_address = $2',
-        [rollup, validator],
-      )
-    ).rows[0]?.low_slot ?? null;
-  if (previous !== null && BigInt(previous) >= BigInt(slot))
-    return { rollupAddress: rollup, validator, previous, lowWatermarkSlot: previous, raised: false };
-  await db.query(
-    `INSERT INTO ha_signer_watermarks AS w (rollup_address, validator_address, low_slot) VALUES ($1, $2, $3)
-     ON CONFLICT (rollup_address, validator_address) DO UPDATE SET low_slot = EXCLUDED.low_slot, updated_at = now() WHERE w.low_slot < EXCLUDED.low_slot`,
-    [rollup, validator, slot],
-  );
-  return { rollupAddress: rollup, validator, previous, lowWatermarkSlot: slot, raised: true };
-}
-
-/**
- * Raises a validator's low watermark to `slot` (manual recovery: no duty at or below it is signed again). Never
- * lowers it: a lower slot leaves it unchanged and says so.
- */
-export async function raiseWatermark(db: Db, validator: string, slot: string | bigint | number): Promise<WatermarkResult> {
-  const address = validator.toLowerCase();
-  if (!/^0x[0-9a-f]{40}$/.test(address))
-    throw new HistoryRefusedError(`validator: expected 0x followed by 40 hex digits, got ${JSON.stringify(validator)}`);
-  const low = uint64('slot', String(slot));
-  return inTransaction(db, 'BEGIN', async () => {
-    await db.query(LOCK_WATERMARKS);
-    return raiseLocked(db, await boundRollup(db), address, low);
-  });
 }
