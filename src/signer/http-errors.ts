@@ -91,9 +91,9 @@ function fastifyErrorResponse(error: FastifyError): ErrorResponse | undefined {
 }
 
 /** A URL fastify could not decode (`%zz`): named as the address when it is a validator route. Never echoes the URL. */
-export function badUrlResponse(url: string): ErrorResponse {
+export function badUrlResponse(url: string, problem = 'not a valid URL component (malformed percent-encoding)'): ErrorResponse {
   const field = url.startsWith('/v1/validators/') ? 'address' : 'path';
-  return invalid(field, `${field}: not a valid URL component (malformed percent-encoding)`);
+  return invalid(field, `${field}: ${problem}`);
 }
 
 /** Maps an error of any route to its HTTP answer and metrics outcome. */

@@ -64,7 +64,14 @@ export function buildSignerServer(deps: SignerServerDeps): FastifyInstance {
     ajv: AJV_OPTIONS,
     // A URL fastify cannot decode (e.g. /v1/validators/%zz/sign) gets the documented InvalidRequest body.
     frameworkErrors: (error, request, reply) => {
-      const response = error.code === 'FST_ERR_BAD_URL' ? badUrlResponse(request.raw.url ?? '') : errorResponse(error);
+      // Neither answer echoes the URL: a stock node's client secret travels in it.
+      const url = request.raw.url ?? '';
+      const response =
+        error.code === 'FST_ERR_BAD_URL'
+          ? badUrlResponse(url)
+          : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+            ? badUrlResponse(url, 'a path segment is too long')
+            : errorResponse(error);
       void sendError(reply.header('x-request-id', request.id), response.status, response.body);
     },
   });

@@ -318,6 +318,12 @@ describe('stock Aztec nodes through the protected JSON-RPC', () => {
       body: { jsonrpc: '2.0', id: 1, method: 'eth_accounts', params: [] },
     });
     expect(JSON.stringify(wrong.body)).not.toContain('z'.repeat(40));
+    const long = `${SECRETS.a}${'q'.repeat(120)}`;
+    const tooLong = await call(replicas[0]!.url, `/jsonrpc/${long}`, {
+      body: { jsonrpc: '2.0', id: 1, method: 'eth_accounts', params: [] },
+    });
+    expect(tooLong.status).toBe(400);
+    expect(JSON.stringify(tooLong.body)).not.toContain(SECRETS.a);
     const bad = await call(replicas[0]!.url, `/jsonrpc/${SECRETS.a}%zz`, {
       body: { jsonrpc: '2.0', id: 1, method: 'eth_accounts', params: [] },
     });
