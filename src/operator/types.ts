@@ -12,6 +12,15 @@ export interface SecretKeyRef {
   key?: string;
 }
 
+/** A stock Aztec validator node signing through the protected JSON-RPC with a generated URL secret. */
+export interface AztecNodeClient {
+  name: string;
+  validators: string[];
+  nodeIds?: string[];
+  allowUnclaimedDigests?: boolean;
+  allowTransactions?: boolean;
+}
+
 export interface ValidatorHASignerSpec {
   rollup: { address: string; version: string };
   database: { secretRef: SecretKeyRef };
@@ -36,6 +45,7 @@ export interface ValidatorHASignerSpec {
     disableAuthentication?: boolean;
     serviceAccounts?: { namespace?: string; name: string; validators: string[]; podSelector?: k8s.V1LabelSelector }[];
     tokens?: { secretRef: SecretKeyRef; from?: k8s.V1NetworkPolicyPeer[] };
+    aztecNodes?: AztecNodeClient[];
   };
   jsonRpc?: boolean;
   migration?: { backoffLimit?: number; ttlSecondsAfterFinished?: number };
@@ -101,6 +111,8 @@ export interface ValidatorHASignerStatus {
   readyReplicas?: number;
   selector?: string;
   endpoint?: string;
+  /** Per spec.clients.aztecNodes entry: its Secret and the env variables for its pods. */
+  aztecNodes?: { name: string; secretName: string; env: k8s.V1EnvVar[] }[];
 }
 
 export interface ValidatorHASignerResource {

@@ -119,7 +119,7 @@ equal to the rendered ClusterRole). Used by the ClusterRole, and by the Role of 
   verbs: [get, patch, update]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list]

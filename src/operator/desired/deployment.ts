@@ -3,6 +3,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { POD_PATHS, SIGNER_PORT, type BuildContext, type ValidatorHASignerResource } from '../types.js';
 import { POD_NAME_ENV, PROTECTION_ENV, SIGNER_ENV } from '../../contract.js';
 import { DATABASE_URL_ENV } from './job.js';
+import { aztecNodesOf, JSONRPC_CLIENTS_KEY } from './aztec-nodes.js';
 import { clientsConfigMapNeeded, serviceAccountAllowList } from './configmap.js';
 import { ANNOTATION_CLIENTS_CHECKSUM, ANNOTATION_SECRETS_CHECKSUM, commonLabels, hash, imageOf, names, ownedMeta, selectorLabels } from './names.js';
 import { containerSecurityContext, podSecurityContext } from './security.js';
@@ -10,6 +11,8 @@ import { containerSecurityContext, podSecurityContext } from './security.js';
 export interface DeploymentInputs {
   /** Checksum of the data of every Secret the pods read (see secretsChecksum): a change rolls the pods. */
   secretsChecksum: string;
+  /** Checksum of the stock-node clients file (when spec.clients.aztecNodes is set). */
+  jsonRpcClientsChecksum?: string;
 }
 
 /** Whether signer pods need a ServiceAccount token (to call TokenReview for ServiceAccount clients). */
@@ -45,7 +48,9 @@ export function signerEnv(vhs: ValidatorHASignerResource): k8s.V1EnvVar[] {
     if (s.clients?.tokens) env.push({ name: SIGNER_ENV.authTokensFile, value: POD_PATHS.tokensFile });
     if ((s.clients?.serviceAccounts?.length ?? 0) > 0) env.push({ name: SIGNER_ENV.authServiceAccountsFile, value: POD_PATHS.serviceAccountsFile });
   }
-  if (s.jsonRpc) env.push({ name: SIGNER_ENV.jsonRpcEnabled, value: 'true' });
+  const aztecNodes = aztecNodesOf(vhs).length > 0;
+  if (aztecNodes) env.push({ name: SIGNER_ENV.jsonRpcClientsFile, value: POD_PATHS.jsonRpcClientsFile });
+  if (s.jsonRpc || aztecNodes) env.push({ name: SIGNER_ENV.jsonRpcEnabled, value: 'true' });
   return env;
 }
 
@@ -70,6 +75,9 @@ function volumes(vhs: ValidatorHASignerResource): { volumes: k8s.V1Volume[]; mou
     }
     if ((s.clients?.serviceAccounts?.length ?? 0) > 0) {
       sources.push({ configMap: { name: names.clientsConfigMap(vhs), items: [{ key: 'service-accounts.json', path: 'service-accounts.json' }] } });
+    }
+    if (aztecNodesOf(vhs).length > 0) {
+      sources.push({ secret: { name: names.jsonRpcClientsSecret(vhs), items: [{ key: JSONRPC_CLIENTS_KEY, path: 'jsonrpc-clients.json' }] } });
     }
     if (sources.length > 0) {
       vols.push({ name: 'auth', projected: { sources, defaultMode: 0o440 } });
@@ -125,7 +133,9 @@ export function buildDeployment(vhs: ValidatorHASignerResource, ctx: BuildContex
             [ANNOTATION_SECRETS_CHECKSUM]: inputs.secretsChecksum,
             // The client list: a change rolls the pods, so Ready (every pod updated) means every pod serves the new
             // list, and a removed client is revoked on every replica.
-            ...(clientsConfigMapNeeded(vhs) ? { [ANNOTATION_CLIENTS_CHECKSUM]: hash(serviceAccountAllowList(vhs), 64) } : {}),
+            ...(clientsConfigMapNeeded(vhs) || inputs.jsonRpcClientsChecksum
+              ? { [ANNOTATION_CLIENTS_CHECKSUM]: hash({ serviceAccounts: clientsConfigMapNeeded(vhs) ? serviceAccountAllowList(vhs) : [], aztecNodes: inputs.jsonRpcClientsChecksum ?? '' }, 64) }
+              : {}),
           },
         },
         spec: {

@@ -78,6 +78,8 @@ export const names = {
   serviceMonitor: (vhs: ValidatorHASignerResource) => vhs.metadata.name,
   serviceAccount: (vhs: ValidatorHASignerResource) => `${vhs.metadata.name}-signer`,
   clientsConfigMap: (vhs: ValidatorHASignerResource) => `${vhs.metadata.name}-clients`,
+  /** The signer's JSON-RPC clients file (stock Aztec nodes with their URL secrets). */
+  jsonRpcClientsSecret: (vhs: ValidatorHASignerResource) => `${vhs.metadata.name}-jsonrpc-clients`,
   /** Cluster-scoped: cannot be owned by a namespaced resource; the operator deletes it itself. */
   tokenReviewBinding: (namespace: string, name: string) => `ha-signer:tokenreview:${namespace}:${name}`,
   /** `<name>-migrate-<hash>`, at most 63 characters (Job names become pod labels). */

@@ -2,7 +2,7 @@
  * One reconcile of one ValidatorHASigner, phase by phase (as CloudNativePG splits cluster_*.go): inputs, database
  * ownership, migration, workload, status. Each phase lives in its own module and uses a small slice of the API.
  */
-import { addressKey, describeIdentity, endpointUrl, identityKey, labelSelectorString, names, rolloutState, selectorLabels } from '../desired/index.js';
+import { addressKey, aztecNodeEnv, aztecNodeSecretName, aztecNodesOf, describeIdentity, endpointUrl, identityKey, labelSelectorString, names, rolloutState, selectorLabels } from '../desired/index.js';
 import type { ValidatorHASignerResource } from '../types.js';
 import type { Log, ReconcileApi, ReconcilerCaches } from './api.js';
 import { readInputs, secretLookup } from './inputs.js';
@@ -110,7 +110,10 @@ export class Reconciler {
       if (!(await claimDatabaseOwnership(ownership, key, vhs.status?.databaseIdentity, inputs.databaseAddress))) return { requeueAfterMs: 30_000 };
     }
 
-    const workload = await applyWorkload(vhs, api, build, inputs.secrets);
+    const workload = await applyWorkload(vhs, api, build, inputs.secrets, secretLookup(caches, api));
+    const nodes = aztecNodesOf(vhs);
+    if (nodes.length > 0) rec.status.aztecNodes = nodes.map((n) => ({ name: n.name, secretName: aztecNodeSecretName(vhs, n), env: aztecNodeEnv(vhs, n) }));
+    else delete rec.status.aztecNodes;
     if (workload.serviceMonitorCrdMissing && !rec.hadReason('Available', 'ServiceMonitorCRDMissing')) {
       const note = 'spec.serviceMonitor.enabled is set but monitoring.coreos.com/v1 is not served: install the prometheus-operator CRDs';
       await recordEvent(api, vhs, opts.instance, opts.log, 'Warning', 'ServiceMonitorCRDMissing', 'Apply', note);

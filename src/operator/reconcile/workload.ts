@@ -4,7 +4,12 @@
  */
 import type * as k8s from '@kubernetes/client-node';
 import {
+  AZTEC_NODE_SECRET_KEY,
+  aztecNodeSecretName,
+  aztecNodesOf,
   buildTokenReviewBinding,
+  generateAztecNodeSecret,
+  secretValue,
   clientsConfigMapNeeded,
   desiredWorkload,
   names,
@@ -28,12 +33,14 @@ export async function applyWorkload(
   api: WorkloadApi,
   build: BuildContext,
   secrets: Map<string, k8s.V1Secret | undefined>,
+  lookup: (namespace: string, name: string) => Promise<k8s.V1Secret | undefined> = async () => undefined,
 ): Promise<WorkloadResult> {
   const ns = vhs.metadata.namespace;
   const serves = () => api.servesGroupVersion(SERVICE_MONITOR_GROUP_VERSION).catch(() => false);
   const serviceMonitorCrd = serviceMonitorRequested(vhs) ? await serves() : false;
+  const aztecNodeSecrets = await aztecNodeUrlSecrets(vhs, lookup);
   let deployment: k8s.V1Deployment | undefined;
-  for (const obj of desiredWorkload(vhs, build, { secretsChecksum: secretsChecksum(vhs, secrets), serviceMonitorCrd })) {
+  for (const obj of desiredWorkload(vhs, build, { secretsChecksum: secretsChecksum(vhs, secrets), serviceMonitorCrd, aztecNodeSecrets })) {
     const result = await api.apply(obj);
     if (obj.kind === 'Deployment') deployment = result as k8s.V1Deployment;
   }
@@ -43,5 +50,23 @@ export async function applyWorkload(
   if (!networkPolicyEnabled(vhs)) await api.deleteObject('networking.k8s.io/v1', 'NetworkPolicy', ns, names.networkPolicy(vhs));
   if (!clientsConfigMapNeeded(vhs)) await api.deleteObject('v1', 'ConfigMap', ns, names.clientsConfigMap(vhs));
   if (!serviceMonitorRequested(vhs) && (await serves())) await api.deleteObject(SERVICE_MONITOR_GROUP_VERSION, 'ServiceMonitor', ns, names.serviceMonitor(vhs));
+  const nodes = aztecNodesOf(vhs);
+  for (const gone of vhs.status?.aztecNodes ?? []) {
+    if (!nodes.some((n) => n.name === gone.name)) await api.deleteObject('v1', 'Secret', ns, aztecNodeSecretName(vhs, gone));
+  }
+  if (nodes.length === 0 && (vhs.status?.aztecNodes?.length ?? 0) > 0) await api.deleteObject('v1', 'Secret', ns, names.jsonRpcClientsSecret(vhs));
   return { deployment, serviceMonitorCrdMissing: serviceMonitorRequested(vhs) && !serviceMonitorCrd };
+}
+
+/** Each node's URL secret: kept from its Secret when there is one (a rotation is deleting that Secret), else new. */
+async function aztecNodeUrlSecrets(
+  vhs: ValidatorHASignerResource,
+  lookup: (namespace: string, name: string) => Promise<k8s.V1Secret | undefined>,
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const node of aztecNodesOf(vhs)) {
+    const existing = secretValue(await lookup(vhs.metadata.namespace, aztecNodeSecretName(vhs, node)), AZTEC_NODE_SECRET_KEY);
+    out.set(node.name, existing && /^[A-Za-z0-9_-]{32,256}$/.test(existing) ? existing : generateAztecNodeSecret());
+  }
+  return out;
 }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { clients, createTestNamespace, describeK8s, listPods, podProcess, waitFor, type TestNamespace } from '../../harness/k8s.js';
+import { callService, clients, createTestNamespace, describeK8s, listPods, podProcess, waitFor, type TestNamespace } from '../../harness/k8s.js';
 import { createTestDatabase } from '../../support/postgres.js';
 import { names } from '../../../src/operator/desired/names.js';
 import { GROUP, PLURAL, VERSION } from '../../../src/operator/types.js';
@@ -143,6 +143,62 @@ describeK8s('operator operations (issue 11)', () => {
     expect(condition(failed, 'Migrated')!.message).toMatch(/password authentication failed/);
     expect(condition(failed, 'Available')?.status).toBe('True'); // the previous pods still serve
     expect(new Set((await signerPods(ns.name, 'crash')).map((p) => p.metadata!.name))).toEqual(running);
+  });
+});
+
+describeK8s('stock Aztec node clients (issue 10, operator wiring)', () => {
+  let ns: TestNamespace;
+  let op: OperatorProcess | undefined;
+  beforeAll(async () => {
+    ns = await createTestNamespace('aztec');
+    op = await startOperatorProcess({ namespace: ns.name });
+  });
+  afterAll(async () => {
+    await op?.stop();
+    await ns?.delete();
+  });
+
+  it('spec.clients.aztecNodes: a Secret with the node URL, status env for its pods, eth_accounts through that URL, stable secrets, removal', async () => {
+    const key = validatorKey();
+    await createSecret(ns.name, 'keys', { 'validator-1': key });
+    await createSecret(ns.name, 'db', { uri: await createTestDatabase('ops_aztec') });
+    const node = (name: string) => ({ name, validators: ['*'] });
+    await createVhs(ns.name, vhsBody('stock', { rollup: { address: ROLLUP_A, version: 'v1' }, replicas: 1, clients: { aztecNodes: [node('node-a')] } }));
+    const ready = await waitForCondition(ns.name, 'stock', 'Ready', 'True', { timeoutMs: 150_000 });
+    const secret = async (name: string) => Object.fromEntries(Object.entries((await clients().core.readNamespacedSecret({ namespace: ns.name, name })).data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+    const a = await secret('stock-aztec-node-a');
+    expect(a.WEB3_SIGNER_URL).toBe(`http://stock.${ns.name}.svc:8080/jsonrpc/${a.secret}`);
+    expect(a.secret).toMatch(/^[0-9a-f]{64}$/);
+    expect(ready.status?.aztecNodes).toEqual([
+      {
+        name: 'node-a',
+        secretName: 'stock-aztec-node-a',
+        env: [
+          { name: 'VALIDATOR_HA_SIGNING_ENABLED', value: 'true' },
+          { name: 'VALIDATOR_HA_DATABASE_URL', valueFrom: { secretKeyRef: { name: 'db', key: 'uri' } } },
+          { name: 'VALIDATOR_HA_NODE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+          { name: 'WEB3_SIGNER_URL', valueFrom: { secretKeyRef: { name: 'stock-aztec-node-a', key: 'WEB3_SIGNER_URL' } } },
+        ],
+      },
+    ]);
+    expect(JSON.stringify(ready.status)).not.toContain(a.secret!);
+
+    // What a stock node does at start: eth_accounts on its URL (path as given, no header).
+    const rpc = (path: string) => callService(ns.name, 'stock', path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_accounts', params: [] }) });
+    const ok = await rpc(new URL(a.WEB3_SIGNER_URL!).pathname);
+    expect(ok.map((r) => r.status)).toEqual([200]);
+    expect((JSON.parse(ok[0]!.body) as { result: string[] }).result).toHaveLength(1);
+    expect((await rpc(`/jsonrpc/${'f'.repeat(64)}`)).map((r) => r.status)).toEqual([401]);
+
+    // Adding a node keeps node-a's secret; removing it deletes its Secret.
+    const patch = (nodes: unknown[]) => clients().custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns.name, name: 'stock', body: { spec: { clients: { aztecNodes: nodes } } } }, merge);
+    await patch([node('node-a'), node('node-b')]);
+    await waitFor(async () => (await exists(() => clients().core.readNamespacedSecret({ namespace: ns.name, name: 'stock-aztec-node-b' }))) || undefined, { timeoutMs: 30_000, message: 'node-b Secret' });
+    expect((await secret('stock-aztec-node-a')).secret).toBe(a.secret);
+    await patch([node('node-a')]);
+    await waitFor(async () => !(await exists(() => clients().core.readNamespacedSecret({ namespace: ns.name, name: 'stock-aztec-node-b' }))) || undefined, { timeoutMs: 30_000, message: 'node-b Secret deleted' });
+    await waitForCondition(ns.name, 'stock', 'Ready', 'True', { timeoutMs: 150_000 });
+    expect((await rpc(new URL(a.WEB3_SIGNER_URL!).pathname)).map((r) => r.status)).toEqual([200]);
   });
 });
 

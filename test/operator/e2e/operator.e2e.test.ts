@@ -235,7 +235,7 @@ describeK8s('operator e2e', () => {
       rejection(() => createVhs(ns.name, { ...vhsBody(name, { rollup: { address: ROLLUP_A, version: 'v1' } }), spec: { database: { secretRef: { name: 'db' } }, keys: { secretRef: { name: 'keys' } }, clients: { disableAuthentication: true }, rollup: { address: ROLLUP_A, version: 'v1' }, ...spec } }));
     expect(await create('bad-address', { rollup: { address: '0x1234', version: 'v1' } })).toContain('rollup.address must be 0x followed by 40 hex digits');
     expect(await create('two-key-sources', { keys: { secretRef: { name: 'keys' }, web3signer: { url: 'http://w3s:9000' } } })).toContain('keys: set exactly one of keys.secretRef or keys.web3signer');
-    expect(await create('no-auth', { clients: {} })).toContain('clients: declare serviceAccounts or tokens');
+    expect(await create('no-auth', { clients: {} })).toContain('clients: declare serviceAccounts, tokens or aztecNodes');
     expect(await create('pool', { pool: { min: 5, max: 2 } })).toContain('pool.min must not exceed pool.max');
     expect(await create('zero', { replicas: 0 })).toMatch(/spec.replicas.*should be greater than or equal to 1/);
     expect(await create('no-db', { database: undefined })).toMatch(/spec.database: Required value/);

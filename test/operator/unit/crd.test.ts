@@ -48,7 +48,7 @@ describe('ValidatorHASigner CRD', () => {
     expect(addr.map((r) => r.rule)).toEqual(["self.matches('^0x[0-9a-fA-F]{40}$')", 'self == oldSelf']);
     expect(rules(spec.properties.rollup.properties.version).map((r) => r.rule)).toEqual(['self == oldSelf']);
     expect(rules(spec.properties.keys)[0]!.rule).toBe('has(self.secretRef) != has(self.web3signer)');
-    expect(rules(spec)[0]!.message).toContain('clients: declare serviceAccounts or tokens');
+    expect(rules(spec)[0]!.message).toContain('clients: declare serviceAccounts, tokens or aztecNodes');
   });
 
   it('conditions are a list-map keyed by type with observedGeneration', () => {
