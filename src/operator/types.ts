@@ -19,6 +19,8 @@ export interface AztecNodeClient {
   nodeIds?: string[];
   allowUnclaimedDigests?: boolean;
   allowTransactions?: boolean;
+  /** NetworkPolicy peers of the node's pods. */
+  from?: k8s.V1NetworkPolicyPeer[];
 }
 
 export interface ValidatorHASignerSpec {

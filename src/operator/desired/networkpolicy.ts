@@ -13,6 +13,7 @@ export function networkPolicyPeers(vhs: ValidatorHASignerResource): k8s.V1Networ
     if (!peers.some((p) => JSON.stringify(p) === JSON.stringify(peer))) peers.push(peer);
   }
   for (const p of c.tokens?.from ?? []) peers.push(p);
+  for (const node of c.disableAuthentication ? [] : (c.aztecNodes ?? [])) for (const p of node.from ?? []) peers.push(p);
   for (const p of vhs.spec.networkPolicy?.metricsFrom ?? []) peers.push(p);
   return peers;
 }

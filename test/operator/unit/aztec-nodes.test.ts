@@ -58,3 +58,12 @@ describe('stock Aztec node clients', () => {
     expect(aztecNodeEnv(withNodes(), { name: 'node-b', validators: ['*'] }).map((e) => e.name)).not.toContain('VALIDATOR_ADDRESSES');
   });
 });
+
+describe('stock Aztec node clients: NetworkPolicy', () => {
+  it("admits each node's declared peers on the signer port", async () => {
+    const { buildNetworkPolicy } = await import('../../../src/operator/desired/index.js');
+    const peer = { podSelector: { matchLabels: { app: 'aztec-node' } } };
+    const np = buildNetworkPolicy(vhs({ clients: { aztecNodes: [{ name: 'node-a', validators: ['*'], from: [peer] }] } }));
+    expect(np.spec!.ingress).toEqual([{ _from: [peer], ports: [{ protocol: 'TCP', port: 8080 }] }]);
+  });
+});
