@@ -157,3 +157,48 @@ export class DatabaseUnavailableError extends Error {
     this.name = 'DatabaseUnavailableError';
   }
 }
+
+/**
+ * The protection database holds less history for a validator than its external high-water mark (restored from a
+ * backup, or failed over to a standby that lagged): a duty at or below the mark could be signed a second time.
+ */
+export class DatabaseRegressedError extends DatabaseUnavailableError {
+  readonly validatorAddress: string;
+  readonly refusedUpToSlot: bigint;
+
+  constructor(
+    regression: {
+      validatorAddress: string;
+      refusedUpToSlot: bigint;
+      kinds: { dutyType: string; mark: bigint; databaseTop: bigint | undefined }[];
+    },
+    slot: bigint,
+    dutyType: string,
+  ) {
+    const lost = regression.kinds
+      .map(
+        (k) =>
+          `${k.dutyType} signed up to slot ${k.mark}, the database holds ${k.databaseTop === undefined ? 'none' : `up to ${k.databaseTop}`}`,
+      )
+      .join('; ');
+    super(
+      `refused ${dutyType} at slot ${slot} for validator ${regression.validatorAddress}: the protection database holds less ` +
+        `history than the external high-water mark (${lost}); it was restored from a backup or failed over to a ` +
+        `replica that lagged, so a duty at or below slot ${regression.refusedUpToSlot} could be signed twice. Recover: ` +
+        `\`ha-signer history import <newest export> --database-url URL\`, or close the gap with \`ha-signer watermark raise ` +
+        `--database-url URL --validator ${regression.validatorAddress} --slot ${regression.refusedUpToSlot}\` (or higher: ` +
+        'the current slot); see docs/protection.md#backup-and-restore',
+    );
+    this.name = 'DatabaseRegressedError';
+    this.validatorAddress = regression.validatorAddress;
+    this.refusedUpToSlot = regression.refusedUpToSlot;
+  }
+}
+
+/** requireSynchronousReplication is set and the database's record commits are not synchronously replicated. */
+export class SynchronousReplicationRequiredError extends DatabaseUnavailableError {
+  constructor(reasons: string[]) {
+    super(`signing refused: synchronous replication is required (requireSynchronousReplication) but ${reasons.join('; ')}`);
+    this.name = 'SynchronousReplicationRequiredError';
+  }
+}

@@ -4,7 +4,10 @@ import { type CreateHASignerConfig, DEFAULTS, resolveSignerConfig, ENV, parseDat
 import { PostgresSlashingProtectionDatabase } from './db/postgres.js';
 import { DEFAULT_STATEMENT_TIMEOUT_MS, type QueryablePool } from './db/runner.js';
 import { ConfigError } from './errors.js';
+import { HistoryGuard, type HistoryGuardOptions } from './history-guard.js';
+import type { HighWaterMarkStore } from './high-water-mark.js';
 import { silentLogger } from './logger.js';
+import { ReplicationMonitor } from './replication.js';
 import type { Logger, ProtectionObserver } from './types.js';
 import { ValidatorHASigner } from './validator-ha-signer.js';
 
@@ -14,6 +17,14 @@ export interface CreateHASignerDeps {
   observer?: ProtectionObserver;
   /** Bound of each database statement of the signing path (default DEFAULT_STATEMENT_TIMEOUT_MS). */
   statementTimeoutMs?: number;
+  /** Refuse duties (and, in `serve`, readiness) while record commits are not synchronously replicated (replication.ts). */
+  requireSynchronousReplication?: boolean;
+  /** How often replication is re-checked (default 5000 ms); the status is always watched, and required only on request. */
+  replicationCheckIntervalMs?: number;
+  /** External high-water marks (high-water-mark.ts): detects a database that went back in time (history-guard.ts). */
+  highWaterMarks?: HighWaterMarkStore;
+  /** Timing of the history guard (mark writes at most every flushIntervalMs, database comparison every checkIntervalMs). */
+  historyGuard?: Pick<HistoryGuardOptions, 'flushIntervalMs' | 'checkIntervalMs'>;
 }
 
 /**
@@ -66,6 +77,24 @@ export async function createHASigner(
     if (!deps.pool) await db.close().catch(() => {});
     throw error;
   }
-  const signer = new ValidatorHASigner(db, config, { logger, ...(deps.observer ? { observer: deps.observer } : {}) });
+  const observer = deps.observer;
+  const monitor = new ReplicationMonitor((text) => db.replicationQuery(text), {
+    logger,
+    ...(deps.replicationCheckIntervalMs !== undefined ? { intervalMs: deps.replicationCheckIntervalMs } : {}),
+    onStatus: (status) => observer?.replicationChecked?.(status.synchronous),
+  });
+  const historyGuard = deps.highWaterMarks
+    ? new HistoryGuard(deps.highWaterMarks, (rollup, keys) => db.historyTops(rollup, keys), resolved.rollupAddress, {
+        ...deps.historyGuard,
+        logger,
+        onCheck: (regressions) => observer?.historyChecked?.(regressions.length),
+      })
+    : undefined;
+  const signer = new ValidatorHASigner(db, config, {
+    logger,
+    ...(observer ? { observer } : {}),
+    replication: { monitor, required: deps.requireSynchronousReplication === true },
+    ...(historyGuard ? { historyGuard } : {}),
+  });
   return { signer, db };
 }

@@ -42,3 +42,14 @@ export {
   toDutyType,
 } from './values.js';
 export { silentLogger } from './logger.js';
+export {
+  ReplicationMonitor,
+  readReplicationStatus,
+  evaluateReplication,
+  requiredSynchronousStandbys,
+  type ReplicationStatus,
+  type StandbyState,
+} from './replication.js';
+export { FileHighWaterMarkStore, type HighWaterMarkStore, type HighWaterMarks, markKey, mergeMarks } from './high-water-mark.js';
+export { HistoryGuard, type HistoryGuardOptions, type Regression } from './history-guard.js';
+export { SafetyGates, type SafetyGateOptions } from './safety-gates.js';

@@ -16,6 +16,7 @@ import {
   belowWatermarkError,
 } from './errors.js';
 import { silentLogger } from './logger.js';
+import { type SafetyGateOptions, SafetyGates } from './safety-gates.js';
 import { withTimeout } from './timeout.js';
 import {
   type CheckAndRecordParams,
@@ -30,13 +31,12 @@ import {
 } from './types.js';
 import { claimParams, normalizeDutyKey, normalizeSignature } from './values.js';
 
-export interface SlashingProtectionServiceDeps {
+export interface SlashingProtectionServiceDeps extends SafetyGateOptions {
   logger?: Logger;
   observer?: ProtectionObserver;
 }
 
-/** With notifications connected, waiters still re-check this often (a safety net, not the mechanism). */
-const NOTIFIED_RECHECK_MS = 1_000;
+const NOTIFIED_RECHECK_MS = 1_000; // with notifications connected, waiters still re-check this often (a safety net)
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -45,6 +45,7 @@ export class SlashingProtectionService {
   private readonly logger: Logger;
   private readonly observer: ProtectionObserver;
   private readonly housekeeping: BackgroundCleanup;
+  readonly gates: SafetyGates;
 
   constructor(
     private readonly store: ProtectionStore,
@@ -55,6 +56,7 @@ export class SlashingProtectionService {
     this.logger = deps.logger ?? silentLogger;
     this.observer = deps.observer ?? {};
     this.housekeeping = new BackgroundCleanup(store, this.config, this.logger, this.observer);
+    this.gates = new SafetyGates(deps);
   }
 
   get nodeId(): string {
@@ -122,20 +124,18 @@ export class SlashingProtectionService {
       );
       throw new SigningLockLostError(params.slot, params.dutyType, this.nodeId);
     }
+    this.gates.noteSigned(params);
     this.observer.signingSucceeded?.(params.dutyType, Date.now() - startedAt);
     return signature;
   }
 
-  /**
-   * Acquires the lock of a duty and returns its token (the package's API), or throws DutyAlreadySignedError (same
-   * hash already signed), DutyInProgressError (still in progress after signingTimeoutMs) or SlashingProtectionError
-   * (different hash, or pruned slot).
-   */
+  /** The package's API: the duty's lock token, or the errors of signDuty's claim step. */
   async checkAndRecord(params: CheckAndRecordParams): Promise<string> {
     return await this.acquire(params);
   }
 
   private async acquire(params: CheckAndRecordParams): Promise<string> {
+    this.gates.assertAllowed(params);
     const startedAt = Date.now();
     const deadline = startedAt + this.config.signingTimeoutMs;
     let waited = false;
@@ -240,17 +240,16 @@ export class SlashingProtectionService {
   private refuseSigned(params: CheckAndRecordParams, record: ValidatorDutyRecord): never {
     if (record.messageHash !== params.messageHash) {
       this.observer.slashingProtectionTriggered?.(params.dutyType, 'different_hash');
-      this.logger.warn(
-        {
-          dutyType: params.dutyType,
-          slot: params.slot.toString(),
-          validator: params.validatorAddress,
-          existing: record.messageHash,
-          attempted: params.messageHash,
-          signedByNode: record.nodeId,
-        },
-        'slashing protection: refused to sign different data for a signed duty',
-      );
+      const { dutyType, validatorAddress: validator, messageHash: attempted } = params;
+      const fields = {
+        dutyType,
+        slot: params.slot.toString(),
+        validator,
+        existing: record.messageHash,
+        attempted,
+        signedByNode: record.nodeId,
+      };
+      this.logger.warn(fields, 'slashing protection: refused to sign different data for a signed duty');
       throw new SlashingProtectionError(
         params.slot,
         params.dutyType,
@@ -266,7 +265,10 @@ export class SlashingProtectionService {
 
   /** Records the signature (the package's API; validates its input); true only when this lock token still held the duty. */
   async recordSuccess(params: RecordSuccessParams): Promise<boolean> {
-    return await this.store.recordSigned(normalizeDutyKey(params), params.lockToken, normalizeSignature('signature', params.signature));
+    const key = normalizeDutyKey(params);
+    const recorded = await this.store.recordSigned(key, params.lockToken, normalizeSignature('signature', params.signature));
+    if (recorded) this.gates.noteSigned(key);
+    return recorded;
   }
 
   /** Releases a duty after a failed signing (only under its own token) so another node can retry. */
@@ -274,15 +276,17 @@ export class SlashingProtectionService {
     return await this.store.release(normalizeDutyKey(params), params.lockToken);
   }
 
-  /** Checks (or makes) the rollup binding, then starts background cleanup. Throws RollupBindingError on mismatch. */
+  /** Checks (or makes) the rollup binding (RollupBindingError), starts notifications, the gates' checks and cleanup. */
   async start(): Promise<void> {
     await this.store.ensureRollupBinding(this.config.rollupAddress);
     await this.store.startNotifications();
+    await this.gates.start();
     this.housekeeping.start();
   }
 
   async stop(): Promise<void> {
     await this.housekeeping.stop();
+    await this.gates.stop();
   }
 
   async close(): Promise<void> {

@@ -162,6 +162,10 @@ export interface ProtectionObserver {
   signingSucceeded?(dutyType: DutyType, durationMs: number): void;
   signingFailed?(dutyType: DutyType, reason: 'sign_error' | 'timeout' | 'lock_lost' | 'record_error'): void;
   cleanedUp?(kind: 'stuck' | 'old', count: number): void;
+  /** After each replication check (replication.ts): whether record commits are synchronously replicated. */
+  replicationChecked?(synchronous: boolean): void;
+  /** After each history check (history-guard.ts): validators whose database holds less history than their mark. */
+  historyChecked?(regressedValidators: number): void;
 }
 
 /** pino-compatible logger (fastify's logger fits). */

@@ -7,6 +7,7 @@ import { type ResolvedSignerConfig, type ValidatorHASignerConfig, resolveSignerC
 import type { PostgresSlashingProtectionDatabase } from './db/postgres.js';
 import type { ProtectionStore } from './db/store.js';
 import { SignerStoppedError } from './errors.js';
+import type { SafetyGateOptions, SafetyGates } from './safety-gates.js';
 import { SlashingProtectionService } from './slashing-protection-service.js';
 import {
   type HexLike,
@@ -20,7 +21,7 @@ import { parseDuty, toDutyType } from './values.js';
 
 export { SigningTimeoutError, SignerStoppedError } from './errors.js';
 
-export interface ValidatorHASignerDeps {
+export interface ValidatorHASignerDeps extends SafetyGateOptions {
   logger?: Logger;
   observer?: ProtectionObserver;
 }
@@ -51,6 +52,11 @@ export class ValidatorHASigner<Store extends ProtectionStore = PostgresSlashingP
 
   get database(): Store {
     return this.db;
+  }
+
+  /** Synchronous replication and history-guard state (for readiness and metrics). */
+  get gates(): SafetyGates {
+    return this.service.gates;
   }
 
   /**

@@ -13,6 +13,8 @@ import type { ValidatorDutyRecord } from '../types.js';
 import { classify } from './classify.js';
 import { type DutyRow, toRecord } from './rows.js';
 import type { StatementRunner } from './runner.js';
+import { SELECT_HISTORY_TOPS } from './statements.js';
+import type { HistoryTop } from '../history-guard.js';
 
 /** Pruning may touch many rows; it gets more time than a signing-path statement. */
 const PRUNE_TIMEOUT_MS = 120_000;
@@ -87,5 +89,21 @@ export class Maintenance {
       limit,
     ]);
     return result.rows.map((row) => toRecord(row, undefined, ''));
+  }
+
+  /** For the history guard: per (validator, duty kind), the highest signed slot and the low watermark. */
+  async historyTops(rollupAddress: string, keys: { validatorAddress: string; dutyType: string }[]): Promise<HistoryTop[]> {
+    const result = await this.runner.run<{
+      validator_address: string;
+      duty_type: string;
+      top_slot: string | null;
+      low_slot: string | null;
+    }>(SELECT_HISTORY_TOPS, [rollupAddress, keys.map((k) => k.validatorAddress), keys.map((k) => k.dutyType)]);
+    return result.rows.map((row) => ({
+      validatorAddress: row.validator_address,
+      dutyType: row.duty_type,
+      topSlot: row.top_slot === null ? undefined : BigInt(row.top_slot),
+      lowWatermarkSlot: row.low_slot === null ? undefined : BigInt(row.low_slot),
+    }));
   }
 }

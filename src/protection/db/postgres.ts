@@ -16,6 +16,8 @@ import type {
   ValidatorDutyRecord,
 } from '../types.js';
 import { dutyKeyString, normalizeAddress, normalizeDutyKey, normalizeSignature } from '../values.js';
+import type { HistoryTop } from '../history-guard.js';
+import { type ReplicationStatus, readReplicationStatus } from '../replication.js';
 import { DutyLocks } from './hot-path.js';
 import { Maintenance } from './maintenance.js';
 import type { ClaimResult } from './rows.js';
@@ -114,6 +116,21 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
 
   async ensureRollupBinding(rollupAddress: HexLike): Promise<void> {
     await this.maintenance.ensureRollupBinding(normalizeAddress('rollupAddress', rollupAddress));
+  }
+
+  /** Whether record commits on this pool are synchronously replicated (see replication.ts). */
+  async replicationStatus(staleReplyMs?: number): Promise<ReplicationStatus> {
+    return await readReplicationStatus((text) => this.replicationQuery(text), staleReplyMs);
+  }
+
+  /** One bounded statement without parameters (the replication monitor's query). */
+  replicationQuery(text: string): Promise<pg.QueryResult> {
+    return this.runner.run(text, []);
+  }
+
+  /** Per (validator, duty kind): the highest signed slot and the low watermark (the history guard's reader). */
+  historyTops(rollupAddress: string, keys: { validatorAddress: string; dutyType: string }[]): Promise<HistoryTop[]> {
+    return this.maintenance.historyTops(rollupAddress, keys);
   }
 
   async boundRollup(): Promise<string | undefined> {

