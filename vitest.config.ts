@@ -21,6 +21,16 @@ export default defineConfig({
       {
         extends: true,
         test: {
+          // Chaos runs (own PostgreSQL, restarted) and fuzzing of the API and parsers (shared PostgreSQL); test/chaos/cli.mjs.
+          name: 'chaos',
+          include: ['test/chaos/**/*.test.ts', 'test/fuzz/**/*.test.ts'],
+          globalSetup: [postgres],
+          testTimeout: 300_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
           name: 'k8s',
           include: ['test/k8s/**/*.test.ts', 'test/operator/e2e/**/*.test.ts', 'test/chart/k8s/**/*.test.ts', 'test/image/k8s/**/*.test.ts'],
           // One real control plane and one local kubelet per run (see test/harness), shared by these files in turn.
