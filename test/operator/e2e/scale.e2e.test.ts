@@ -17,8 +17,15 @@ const enabled = process.env.HA_SIGNER_OPERATOR_BENCH === '1';
 describeK8s('operator scale', () => {
   it.skipIf(!enabled)(`reconciles ${N} resources`, { timeout: 900_000 }, async () => {
     const ns = await createTestNamespace('scale');
-    const op = await startOperatorProcess({ namespace: ns.name, extraArgs: ['--workers', process.env.HA_SIGNER_OPERATOR_BENCH_WORKERS ?? '4', '--resync-period', '1h'] });
+    // HA_SIGNER_OPERATOR_BENCH_UNRELATED_SECRETS=60: a cluster-wide operator, with that many ~0.9 MB Secrets in another
+    // namespace (its memory must follow what it manages, not the cluster's Secrets).
+    const unrelated = Number(process.env.HA_SIGNER_OPERATOR_BENCH_UNRELATED_SECRETS ?? 0);
+    const other = unrelated > 0 ? await createTestNamespace('unrelated') : undefined;
     const { core, custom } = clients();
+    for (let i = 0; i < unrelated; i++) await core.createNamespacedSecret({ namespace: other!.name, body: { metadata: { name: `big-${i}` }, stringData: { blob: `${i}${'x'.repeat(900_000)}` } } });
+    // HA_SIGNER_OPERATOR_BENCH_NODE_OPTIONS: e.g. --max-old-space-size=192 (what a memory limit calls for).
+    const nodeOptions = process.env.HA_SIGNER_OPERATOR_BENCH_NODE_OPTIONS;
+    const op = await startOperatorProcess({ namespace: ns.name, clusterWide: unrelated > 0, ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}), extraArgs: ['--workers', process.env.HA_SIGNER_OPERATOR_BENCH_WORKERS ?? '4', '--resync-period', '1h'] });
     try {
       await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'keys' }, stringData: { k: validatorKey() } } });
       const rssBefore = await op.metric('ha_signer_operator_process_resident_memory_bytes');
@@ -79,12 +86,15 @@ describeK8s('operator scale', () => {
         operatorRssMiB: rss ? +(rss / 2 ** 20).toFixed(1) : undefined,
         operatorRssBeforeMiB: rssBefore ? +(rssBefore / 2 ** 20).toFixed(1) : undefined,
         operatorHeapUsedMiB: heap ? +(heap / 2 ** 20).toFixed(1) : undefined,
+        unrelatedSecrets: unrelated,
+        nodeOptions: nodeOptions ?? '',
       };
       console.log(`OPERATOR_BENCH ${JSON.stringify(report)}`);
       expect(jobs).toBe(N);
     } finally {
       await op.stop();
       await ns.delete();
+      await other?.delete();
     }
   });
 });
