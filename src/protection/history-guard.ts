@@ -17,11 +17,19 @@ import type { DutyKey, Logger } from './types.js';
 export interface HistoryTop {
   validatorAddress: string;
   dutyType: string;
+  /** The slot asked about (a mark). */
+  slot: bigint;
+  /** Whether the database holds that duty (validator, kind, slot) as signed. */
+  holdsSlot: boolean;
+  /** The highest signed slot of the kind (for the message). */
   topSlot: bigint | undefined;
   lowWatermarkSlot: bigint | undefined;
 }
 
-export type HistoryTopsReader = (rollupAddress: string, keys: { validatorAddress: string; dutyType: string }[]) => Promise<HistoryTop[]>;
+export type HistoryTopsReader = (
+  rollupAddress: string,
+  marks: { validatorAddress: string; dutyType: string; slot: bigint }[],
+) => Promise<HistoryTop[]>;
 
 export interface Regression {
   validatorAddress: string;
@@ -142,28 +150,41 @@ export class HistoryGuard {
     // Marks first, then the database: a mark read here was recorded before the database is read.
     mergeMarks(this.known, await this.store.read(this.rollupAddress));
     const marks = new Map(this.known);
-    if (marks.size === 0) {
-      this.setRegressions(new Map());
-      return [];
-    }
-    const keys = [...marks.keys()].map(splitMarkKey);
-    const tops = await this.readTops(this.rollupAddress, keys);
+    // A detected regression is sticky: signing above its mark must not hide the history still missing below it.
+    // It ends when the database holds the duties at the marks it was detected at again (history import) or the
+    // validator's low watermark covers them (watermark raise).
+    const asked: { validatorAddress: string; dutyType: string; slot: bigint }[] = [...marks].map(([key, slot]) => ({
+      ...splitMarkKey(key),
+      slot,
+    }));
+    for (const regression of this.regressions.values())
+      for (const kind of regression.kinds)
+        asked.push({ validatorAddress: regression.validatorAddress, dutyType: kind.dutyType, slot: kind.mark });
+    const tops = asked.length === 0 ? [] : await this.readTops(this.rollupAddress, asked);
+    const covered = (top: HistoryTop): boolean => top.holdsSlot || (top.lowWatermarkSlot !== undefined && top.lowWatermarkSlot >= top.slot);
     const found = new Map<string, Regression>();
+    for (const previous of this.regressions.values()) {
+      const asks = tops.filter(
+        (t) =>
+          t.validatorAddress === previous.validatorAddress && previous.kinds.some((k) => k.dutyType === t.dutyType && k.mark === t.slot),
+      );
+      const low = asks.find((t) => t.lowWatermarkSlot !== undefined)?.lowWatermarkSlot;
+      const recovered = (low !== undefined && low >= previous.refusedUpToSlot) || (asks.length > 0 && asks.every(covered));
+      if (!recovered) found.set(previous.validatorAddress, previous);
+    }
     for (const top of tops) {
-      const mark = marks.get(markKey(top.validatorAddress, top.dutyType));
-      if (mark === undefined) continue;
-      const covered =
-        (top.topSlot !== undefined && top.topSlot >= mark) || (top.lowWatermarkSlot !== undefined && top.lowWatermarkSlot >= mark);
-      if (covered) continue;
+      if (this.regressions.has(top.validatorAddress) || covered(top)) continue;
       const regression = found.get(top.validatorAddress) ?? { validatorAddress: top.validatorAddress, refusedUpToSlot: 0n, kinds: [] };
-      regression.kinds.push({ dutyType: top.dutyType, mark, databaseTop: top.topSlot, lowWatermark: top.lowWatermarkSlot });
+      regression.kinds.push({ dutyType: top.dutyType, mark: top.slot, databaseTop: top.topSlot, lowWatermark: top.lowWatermarkSlot });
       found.set(top.validatorAddress, regression);
     }
-    // Once a validator's database lost history of one kind, every kind of it is suspect: refuse up to its highest mark.
+    // Once a validator's database lost history of one kind, every kind of it is suspect: refuse up to its highest
+    // mark (fixed at detection).
     for (const regression of found.values())
-      for (const [key, slot] of marks)
-        if (splitMarkKey(key).validatorAddress === regression.validatorAddress && slot > regression.refusedUpToSlot)
-          regression.refusedUpToSlot = slot;
+      if (!this.regressions.has(regression.validatorAddress))
+        for (const [key, slot] of marks)
+          if (splitMarkKey(key).validatorAddress === regression.validatorAddress && slot > regression.refusedUpToSlot)
+            regression.refusedUpToSlot = slot;
     this.setRegressions(found);
     return [...found.values()];
   }

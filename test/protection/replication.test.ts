@@ -19,7 +19,8 @@ import { type ReplicatedPostgres, distributionPostgresBin, startReplicatedPostgr
 import { ROLLUP, VALIDATOR, attestation, fakeSignature, hash } from '../support/protection.js';
 
 const bin = distributionPostgresBin();
-if (!bin) console.log('replication tests skipped: no PostgreSQL with pg_basebackup under /usr/lib/postgresql (apt-get install -y postgresql)');
+if (!bin)
+  console.log('replication tests skipped: no PostgreSQL with pg_basebackup under /usr/lib/postgresql (apt-get install -y postgresql)');
 
 async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
@@ -100,7 +101,9 @@ describe.skipIf(!bin)('synchronous replication (real primary + streaming standby
     const stoppedAt = Date.now();
     await cluster.standby.stop();
     const detectionMs = await waitFor('lost standby detected', () => signer.gates.replication?.current?.synchronous === false);
-    console.log(`lost synchronous standby (fast shutdown) detected after ${detectionMs} ms (check interval 5000 ms); stop took ${Date.now() - stoppedAt - detectionMs} ms`);
+    console.log(
+      `lost synchronous standby (fast shutdown) detected after ${detectionMs} ms (check interval 5000 ms); stop took ${Date.now() - stoppedAt - detectionMs} ms`,
+    );
     expect(detectionMs).toBeLessThan(5_000 + 2_000);
     const refused = signer.signWithProtection(VALIDATOR, hash(2), attestation(11), async () => fakeSignature(2));
     await expect(refused).rejects.toBeInstanceOf(SynchronousReplicationRequiredError);
@@ -130,9 +133,9 @@ describe.skipIf(!bin)('synchronous replication (real primary + streaming standby
     // The promoted server has no standby of its own: not synchronous, and says why.
     expect(after.gates.replication?.current).toMatchObject({ synchronous: false, inRecovery: false, confirming: 0 });
     for (let slot = 100; slot < 110; slot++) {
-      await expect(after.signWithProtection(VALIDATOR, hash(1000 + slot), attestation(slot), async () => fakeSignature(9))).rejects.toBeInstanceOf(
-        SlashingProtectionError,
-      );
+      await expect(
+        after.signWithProtection(VALIDATOR, hash(1000 + slot), attestation(slot), async () => fakeSignature(9)),
+      ).rejects.toBeInstanceOf(SlashingProtectionError);
       await expect(after.signWithProtection(VALIDATOR, hash(slot), attestation(slot), async () => fakeSignature(9))).rejects.toBeInstanceOf(
         DutyAlreadySignedError,
       );

@@ -192,3 +192,62 @@ export async function startReplicatedPostgres(bin: string, options: ReplicationO
     },
   };
 }
+
+export interface BackedUpPostgres {
+  server: PostgresNode;
+  /** pg_basebackup of the running server into a new directory (WAL included: a consistent restore point). */
+  baseBackup(): Promise<string>;
+  /** Stops the server and starts it again from a backup's directory, on the same port: the database went back in time. */
+  restore(backupDir: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** One server (no standby) whose base backups can be restored in place. */
+export async function startBackedUpPostgres(bin: string): Promise<BackedUpPostgres> {
+  const user = await serverUser();
+  const baseDir = await mkdtemp(join(tmpdir(), 'ha-signer-backup-'));
+  await chmod(baseDir, 0o755);
+  const launch: Launch = { bin, user, cwd: baseDir };
+  const ownedDir = async (name: string): Promise<string> => {
+    const dir = join(baseDir, name);
+    await mkdir(dir, { mode: 0o700 });
+    if (user) await chown(dir, user.uid, user.gid);
+    return dir;
+  };
+  const dataDir = await ownedDir('data');
+  await run(launch, 'initdb', [`--pgdata=${dataDir}`, '--auth=trust', '--username=postgres', '--encoding=UTF8', '--locale=C']);
+  await appendFile(join(dataDir, 'postgresql.conf'), conf(BASE_SETTINGS));
+  const port = await freePort();
+  let current = node(launch, 'server', dataDir, port, /ready to accept connections/);
+  await current.start();
+  let backups = 0;
+  const proxy: PostgresNode = {
+    name: 'server',
+    port,
+    url: current.url,
+    urlFor: (database) => current.urlFor(database),
+    stop: () => current.stop(),
+    kill: () => current.kill(),
+    start: () => current.start(),
+    get running() {
+      return current.running;
+    },
+  };
+  return {
+    server: proxy,
+    baseBackup: async () => {
+      const dir = await ownedDir(`backup-${backups++}`);
+      await run(launch, 'pg_basebackup', ['-d', `host=127.0.0.1 port=${port} user=postgres`, '-D', dir, '-X', 'stream', '-c', 'fast']);
+      return dir;
+    },
+    restore: async (backupDir) => {
+      await current.stop();
+      current = node(launch, 'server', backupDir, port, /ready to accept connections/);
+      await current.start();
+    },
+    close: async () => {
+      await current.kill().catch(() => {});
+      await rm(baseDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -91,17 +91,27 @@ export class Maintenance {
     return result.rows.map((row) => toRecord(row, undefined, ''));
   }
 
-  /** For the history guard: per (validator, duty kind), the highest signed slot and the low watermark. */
-  async historyTops(rollupAddress: string, keys: { validatorAddress: string; dutyType: string }[]): Promise<HistoryTop[]> {
-    const result = await this.runner.run<{
+  /** For the history guard: per asked (validator, duty kind, slot), whether it is held signed, the top, the low watermark. */
+  async historyTops(rollupAddress: string, marks: { validatorAddress: string; dutyType: string; slot: bigint }[]): Promise<HistoryTop[]> {
+    type Row = {
       validator_address: string;
       duty_type: string;
+      slot: string;
+      holds_slot: boolean;
       top_slot: string | null;
       low_slot: string | null;
-    }>(SELECT_HISTORY_TOPS, [rollupAddress, keys.map((k) => k.validatorAddress), keys.map((k) => k.dutyType)]);
+    };
+    const result = await this.runner.run<Row>(SELECT_HISTORY_TOPS, [
+      rollupAddress,
+      marks.map((m) => m.validatorAddress),
+      marks.map((m) => m.dutyType),
+      marks.map((m) => m.slot.toString()),
+    ]);
     return result.rows.map((row) => ({
       validatorAddress: row.validator_address,
       dutyType: row.duty_type,
+      slot: BigInt(row.slot),
+      holdsSlot: row.holds_slot,
       topSlot: row.top_slot === null ? undefined : BigInt(row.top_slot),
       lowWatermarkSlot: row.low_slot === null ? undefined : BigInt(row.low_slot),
     }));

@@ -129,8 +129,8 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
   }
 
   /** Per (validator, duty kind): the highest signed slot and the low watermark (the history guard's reader). */
-  historyTops(rollupAddress: string, keys: { validatorAddress: string; dutyType: string }[]): Promise<HistoryTop[]> {
-    return this.maintenance.historyTops(rollupAddress, keys);
+  historyTops(rollupAddress: string, marks: { validatorAddress: string; dutyType: string; slot: bigint }[]): Promise<HistoryTop[]> {
+    return this.maintenance.historyTops(rollupAddress, marks);
   }
 
   async boundRollup(): Promise<string | undefined> {

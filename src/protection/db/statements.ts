@@ -132,12 +132,18 @@ FROM validator_duties d
 WHERE ${KEY_PARAMS}`,
 };
 
-/** Per (validator, duty kind): the highest signed slot, and the validator's low watermark (the history guard). */
+/**
+ * For the history guard, per asked (validator, duty kind, slot): whether that duty is held as signed, the kind's
+ * highest signed slot, and the validator's low watermark.
+ */
 export const SELECT_HISTORY_TOPS = `
-SELECT m.validator_address, m.duty_type,
+SELECT m.validator_address, m.duty_type, m.slot,
+       EXISTS (SELECT 1 FROM validator_duties d
+                WHERE d.rollup_address = $1 AND d.validator_address = m.validator_address AND d.slot = m.slot
+                  AND d.duty_type = m.duty_type AND d.status = 'signed') AS holds_slot,
        (SELECT max(d.slot) FROM validator_duties d
          WHERE d.rollup_address = $1 AND d.validator_address = m.validator_address
            AND d.duty_type = m.duty_type AND d.status = 'signed') AS top_slot,
        (SELECT w.low_slot FROM ha_signer_watermarks w
          WHERE w.rollup_address = $1 AND w.validator_address = m.validator_address) AS low_slot
-FROM unnest($2::text[], $3::text[]) AS m(validator_address, duty_type)`;
+FROM unnest($2::text[], $3::text[], $4::bigint[]) AS m(validator_address, duty_type, slot)`;
