@@ -7,6 +7,8 @@ import { applyMigrationPhase, migrationPhase, observeMigration } from '../../../
 import { claimDatabaseOwnership, releaseDatabaseOwnership } from '../../../src/operator/reconcile/ownership.js';
 import { ReconcileProblem, StatusRecorder, writeStatus } from '../../../src/operator/reconcile/status.js';
 import { applyWorkload } from '../../../src/operator/reconcile/workload.js';
+import type { ReconcileApi } from '../../../src/operator/reconcile/api.js';
+import { CLEANUP_FINALIZER, Reconciler } from '../../../src/operator/reconcile/index.js';
 import { CONDITION_ORDER } from '../../../src/operator/types.js';
 import { fakeCaches, FakeOwnershipApi, FakeSecrets, FakeStatusApi, FakeWorkloadApi } from './fake-api.js';
 import { ADDR, CTX, vhs } from './fixtures.js';
@@ -210,5 +212,54 @@ describe('phase: status', () => {
     await writeStatus(api, again, 'op-1', () => undefined);
     expect(api.patches).toHaveLength(1);
     expect(api.events).toHaveLength(1);
+  });
+});
+
+describe('reconciler: cleanup finalizer', () => {
+  /** One object implementing every slice, from the fakes above. */
+  function fullApi() {
+    const own = new FakeOwnershipApi();
+    const work = new FakeWorkloadApi();
+    const status = new FakeStatusApi();
+    const secrets = new FakeSecrets();
+    const finalizerPatches: string[][] = [];
+    const api = Object.assign(Object.create(null) as object, {
+      readSecret: secrets.readSecret.bind(secrets),
+      readConfigMap: own.readConfigMap.bind(own),
+      createConfigMapIfAbsent: own.createConfigMapIfAbsent.bind(own),
+      replaceConfigMapAt: own.replaceConfigMapAt.bind(own),
+      deleteConfigMapIf: own.deleteConfigMapIf.bind(own),
+      listConfigMaps: own.listConfigMaps.bind(own),
+      readValidatorHASigner: own.readValidatorHASigner.bind(own),
+      readDeployment: own.readDeployment.bind(own),
+      deleteObject: work.deleteObject.bind(work),
+      readJob: work.readJob.bind(work),
+      apply: work.apply.bind(work),
+      jobPodTerminations: work.jobPodTerminations.bind(work),
+      deleteClusterRoleBinding: work.deleteClusterRoleBinding.bind(work),
+      servesGroupVersion: work.servesGroupVersion.bind(work),
+      listPods: async () => [],
+      patchStatus: status.patchStatus.bind(status),
+      createEvent: status.createEvent.bind(status),
+      patchFinalizers: async (_v: unknown, f: string[]) => void finalizerPatches.push(f),
+    });
+    return { api: api as ReconcileApi, own, work, finalizerPatches };
+  }
+
+  it('adds the finalizer to a live resource; on deletion removes the binding and ownership record, then the finalizer', async () => {
+    const { api, own, work, finalizerPatches } = fullApi();
+    const live = vhs({ clients: { disableAuthentication: true } }, { finalizers: ['other/keep'] });
+    const r1 = new Reconciler(api, fakeCaches({ resources: [live] }), { ownershipNamespace: 'ops', defaultImage: CTX.defaultImage, instance: 'op', log: () => undefined, enqueue: () => undefined });
+    await r1.reconcile('val/sig').catch(() => undefined); // Secrets are missing: a ReconcileProblem, the finalizer goes on first
+    expect(finalizerPatches).toEqual([['other/keep', CLEANUP_FINALIZER]]);
+
+    await claimDatabaseOwnership({ vhs: live, api: own, caches: fakeCaches({ resources: [live] }), rec: new StatusRecorder(live), ownershipNamespace: 'ops', log: () => undefined, enqueue: () => undefined }, '7/1', undefined);
+    expect(own.configMaps.size).toBe(1);
+    const deleting = vhs({ clients: { disableAuthentication: true } }, { finalizers: ['other/keep', CLEANUP_FINALIZER], deletionTimestamp: new Date() });
+    const r2 = new Reconciler(api, fakeCaches({ resources: [deleting] }), { ownershipNamespace: 'ops', defaultImage: CTX.defaultImage, instance: 'op', log: () => undefined, enqueue: () => undefined });
+    await r2.reconcile('val/sig');
+    expect(work.deleted).toContain(`ClusterRoleBinding ${names.tokenReviewBinding('val', 'sig')}`);
+    expect(own.configMaps.size).toBe(0);
+    expect(finalizerPatches.at(-1)).toEqual(['other/keep']);
   });
 });
