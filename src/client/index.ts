@@ -22,6 +22,7 @@ import {
   type ValidatorsAnswer,
 } from '../wire.js';
 import { RemoteSignerError, isConnectionError, type RemoteHASignerOptions, type SignOptions, type SignResult } from './types.js';
+import { certificateProblem, fetchForTls, type FetchLike } from './tls.js';
 
 export type { SigningMethod };
 export { RemoteSignerError, isConnectionError } from './types.js';
@@ -47,6 +48,7 @@ export class RemoteHASigner {
   private readonly retryDelayMs: number;
   /** The endpoint that answered last: tried first next time, so a dead replica costs one refused connect once. */
   private preferred = 0;
+  private readonly fetch: FetchLike;
 
   constructor(private readonly options: RemoteHASignerOptions) {
     if (!Array.isArray(options.endpoints) || options.endpoints.length === 0)
@@ -59,6 +61,7 @@ export class RemoteHASigner {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.maxRounds = options.maxRounds ?? 3;
     this.retryDelayMs = options.retryDelayMs ?? 200;
+    this.fetch = fetchForTls(options);
   }
 
   /**
@@ -173,7 +176,7 @@ export class RemoteHASigner {
         let response: Response;
         try {
           const timeout = AbortSignal.timeout(this.timeoutMs);
-          response = await fetch(`${endpoint}${path}`, {
+          response = await this.fetch(`${endpoint}${path}`, {
             method,
             headers,
             ...(body !== undefined ? { body } : {}),
@@ -187,10 +190,17 @@ export class RemoteHASigner {
             this.options.onFailover?.({ endpoint, reason: 'timeout' });
             continue;
           }
+          const certificate = certificateProblem(error);
           if (!isConnectionError(error))
-            throw new RemoteSignerError(`${endpoint}: ${(error as Error).message}`, undefined, (error as Error).name, endpoint, {
-              cause: error,
-            });
+            throw new RemoteSignerError(
+              `${endpoint}: ${certificate?.message ?? (error as Error).message}`,
+              undefined,
+              certificate?.code ?? (error as Error).name,
+              endpoint,
+              {
+                cause: error,
+              },
+            );
           lastError = error;
           this.options.onFailover?.({ endpoint, reason: (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message });
           continue;

@@ -1,7 +1,9 @@
 /** RemoteHASigner's options, results and errors (the client's public types besides the core's 409 errors). */
 import type { SigningMethod } from '../wire.js';
+import type { ClientTlsOptions } from './tls.js';
 
-export interface RemoteHASignerOptions {
+/** `ca` / `caFile`: CAs an https:// signer's certificate must chain to (default: system CAs and NODE_EXTRA_CA_CERTS). */
+export interface RemoteHASignerOptions extends ClientTlsOptions {
   /** Base URLs of signer replicas (e.g. http://ha-signer-0.ha-signer:8080), tried in this order. */
   endpoints: string[];
   /** Bearer token (a configured token, or a ServiceAccount token). A function is re-read on every call. */

@@ -15,6 +15,7 @@ import {
   parseInteger,
   resolveSignerConfig,
 } from '../protection/index.js';
+import { type TlsFiles, tlsFilesFromEnv } from './tls.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -51,6 +52,10 @@ export interface ServeConfig {
   logLevel: LogLevel;
   /** HA_SIGNER_FS_ROOT ('' = '/'): prefix of the in-cluster ServiceAccount files too. */
   fsRoot: string;
+  /** HTTPS on the signing port (src/signer/tls.ts); undefined: plain HTTP. */
+  tls: TlsFiles | undefined;
+  /** Plain-HTTP port with only /livez, /readyz, /metrics; undefined: none. */
+  metricsPort: number | undefined;
 }
 
 /** Flag name → the variable it overrides. */
@@ -69,6 +74,9 @@ const FLAGS = {
   'l1-chain-id': SIGNER_ENV.l1ChainId,
   'slashing-proposer-address': SIGNER_ENV.slashingProposerAddress,
   'log-level': SIGNER_ENV.logLevel,
+  'tls-cert-file': SIGNER_ENV.tlsCertFile,
+  'tls-key-file': SIGNER_ENV.tlsKeyFile,
+  'metrics-port': SIGNER_ENV.metricsPort,
 } as const;
 
 const BOOLEAN_FLAGS = {
@@ -97,6 +105,9 @@ Serves the signing API with slashing protection. Every option can also be set by
   --l1-chain-id ID                 [${SIGNER_ENV.l1ChainId}] rollup's L1 chain id (typed consensus data, transactions)
   --slashing-proposer-address 0x.. [${SIGNER_ENV.slashingProposerAddress}] empire slashing proposer (its Signals are slashing votes)
   --log-level LEVEL                [${SIGNER_ENV.logLevel}] ${LOG_LEVELS.join('|')}, default info
+  --tls-cert-file FILE             [${SIGNER_ENV.tlsCertFile}] PEM chain: HTTPS on --port (reloaded on change)
+  --tls-key-file FILE              [${SIGNER_ENV.tlsKeyFile}] PEM private key of that certificate
+  --metrics-port PORT              [${SIGNER_ENV.metricsPort}] plain HTTP with only /livez, /readyz, /metrics
 Protection settings (VALIDATOR_HA_POLLING_INTERVAL_MS, VALIDATOR_HA_SIGNING_TIMEOUT_MS,
 VALIDATOR_HA_MAX_STUCK_DUTIES_AGE_MS, VALIDATOR_HA_POOL_*, ...) are read from the environment.`;
 
@@ -171,6 +182,11 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
   const listenHost = nonEmpty(env, SIGNER_ENV.listenHost) ?? '0.0.0.0';
   const portRaw = nonEmpty(env, SIGNER_ENV.port);
   const port = portRaw === undefined ? SIGNER_PORT : parseInteger(flagAndVariable(SIGNER_ENV.port), portRaw, 0, 65_535);
+  const metricsPortRaw = nonEmpty(env, SIGNER_ENV.metricsPort);
+  const metricsPort =
+    metricsPortRaw === undefined ? undefined : parseInteger(flagAndVariable(SIGNER_ENV.metricsPort), metricsPortRaw, 0, 65_535);
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port)
+    throw new ConfigError(flagAndVariable(SIGNER_ENV.metricsPort), `must differ from ${SIGNER_ENV.port} (${port})`);
 
   let web3SignerUrl: string | undefined = nonEmpty(env, SIGNER_ENV.web3SignerUrl);
   if (web3SignerUrl !== undefined) {
@@ -256,5 +272,7 @@ export function serveConfigFromEnv(env: Env): ServeConfig {
     slashingProposerAddress: proposerRaw?.toLowerCase(),
     logLevel,
     fsRoot,
+    tls: tlsFilesFromEnv(env, (path) => underFsRoot(fsRoot, path)),
+    metricsPort,
   };
 }

@@ -57,6 +57,7 @@ export function buildSignerServer(deps: SignerServerDeps): FastifyInstance {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: deps.logLevel } }),
     logController: new SignerLogController(),
+    ...(deps.serverFactory ? { serverFactory: deps.serverFactory } : {}),
     bodyLimit: BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),

@@ -1,5 +1,5 @@
 /** What the route plugins share: dependencies of the server, and the request fields the hooks fill in. */
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyServerFactory } from 'fastify';
 import type { ClaimForHash } from '../../protection/claims-lookup.js';
 import type { ValidatorHASigner } from '../../protection/index.js';
 import type { TypedDataRules } from '../aztec-typed-data.js';
@@ -35,6 +35,8 @@ export interface SignerServerDeps {
   /** The process logger (src/log.ts) when there is one; else fastify builds a pino logger at logLevel. */
   logger?: FastifyBaseLogger;
   logLevel: LogLevel;
+  /** HTTPS: the server the signing port listens with (src/signer/tls.ts); default plain HTTP. */
+  serverFactory?: FastifyServerFactory;
 }
 
 declare module 'fastify' {
