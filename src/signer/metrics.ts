@@ -59,6 +59,8 @@ export class SignerMetrics {
   readonly jsonRpcDuration: Histogram<'method' | 'outcome'>;
   readonly ready: Gauge;
   readonly keysLoaded: Gauge;
+  readonly synchronousReplication: Gauge;
+  readonly historyRegressed: Gauge;
   private poolSource: PoolStatsSource | undefined;
 
   constructor() {
@@ -142,6 +144,16 @@ export class SignerMetrics {
     });
     this.ready = new Gauge({ name: 'ha_signer_ready', help: '1 when the signer passes its readiness checks', registers });
     this.keysLoaded = new Gauge({ name: 'ha_signer_keys_loaded', help: 'Validator keys this replica serves', registers });
+    this.synchronousReplication = new Gauge({
+      name: 'ha_signer_database_synchronous_replication',
+      help: '1 when record commits are synchronously replicated to enough standbys (checked every 5 s), else 0',
+      registers,
+    });
+    this.historyRegressed = new Gauge({
+      name: 'ha_signer_database_history_regressed_validators',
+      help: 'Validators whose protection database holds less history than their external high-water mark (duties at or below it refused)',
+      registers,
+    });
     const poolStats = (): ReturnType<PoolStatsSource['poolStats']> | undefined => this.poolSource?.poolStats();
     new Gauge({
       name: 'ha_signer_db_pool_connections',
@@ -176,6 +188,8 @@ export class SignerMetrics {
       signingSucceeded: (dutyType, durationMs) => this.signingDuration.observe({ duty_type: dutyType }, durationMs / 1000),
       signingFailed: (dutyType, reason) => this.signingFailures.inc({ duty_type: dutyType, reason }),
       cleanedUp: (kind, count) => this.cleanedUp.inc({ kind }, count),
+      replicationChecked: (synchronous) => this.synchronousReplication.set(synchronous ? 1 : 0),
+      historyChecked: (regressed) => this.historyRegressed.set(regressed),
     };
   }
 }

@@ -3,20 +3,33 @@
  * keys are loaded. A wrong schema or binding also blocks signing (fail closed); a merely unreachable database does
  * not need to, because every signing attempt fails on its own until the database is back.
  */
-import { DatabaseUnavailableError, type PostgresSlashingProtectionDatabase, SchemaVersionError } from '../protection/index.js';
+import {
+  DatabaseUnavailableError,
+  type PostgresSlashingProtectionDatabase,
+  type ReplicationStatus,
+  type SafetyGates,
+  SchemaVersionError,
+} from '../protection/index.js';
 import { withTimeout } from '../protection/timeout.js';
 
 export interface ReadinessReport {
   ready: boolean;
-  checks: { database: boolean; schema: boolean; rollupBinding: boolean; keys: boolean; started: boolean };
+  checks: { database: boolean; schema: boolean; rollupBinding: boolean; keys: boolean; started: boolean; synchronousReplication?: boolean };
   /** Why not ready; safe to show (no secrets). */
   reasons: string[];
+  /** The last replication check (cached; refreshed every 5 s by the protection core) and whether it is required. */
+  replication?: ReplicationStatus & { enforced: boolean };
+  /** Validators whose database holds less history than their external high-water mark (duties up to the slot refused). */
+  historyRegressions?: { validatorAddress: string; refusedUpToSlot: string }[];
 }
 
 export interface ReadinessSources {
   db: PostgresSlashingProtectionDatabase;
   rollupAddress: string;
   keyCount: () => number;
+  /** Synchronous replication and history-guard state of the protection core. */
+  gates?: SafetyGates;
+  requireSynchronousReplication?: boolean;
 }
 
 const CHECK_TIMEOUT_MS = 2_000;
@@ -112,11 +125,31 @@ export class ReadinessMonitor {
         } else reasons.push(`database unreachable: ${(error as Error).message}`);
       }
     }
+    const details = sources ? gateDetails(sources, checks, reasons) : {};
     if (this.shuttingDown) reasons.unshift('shutting down');
-    const report: ReadinessReport = { ready: reasons.length === 0, checks, reasons };
+    const report: ReadinessReport = { ready: reasons.length === 0, checks, reasons, ...details };
     const changed = report.ready !== this.last.ready;
     this.last = report;
     if (changed) this.onChange(report.ready);
     return report;
   }
+}
+
+/** Replication and history-guard state from the protection core's cached checks (no query per probe). */
+function gateDetails(
+  sources: ReadinessSources,
+  checks: ReadinessReport['checks'],
+  reasons: string[],
+): Pick<ReadinessReport, 'replication' | 'historyRegressions'> {
+  const status = sources.gates?.replication?.current;
+  const enforced = sources.requireSynchronousReplication === true;
+  checks.synchronousReplication = status?.synchronous === true;
+  if (enforced && !checks.synchronousReplication)
+    reasons.push(`synchronous replication required but not in place: ${status?.reasons.join('; ') ?? 'not checked yet'}`);
+  const guard = sources.gates?.historyGuard;
+  const regressions = guard?.currentRegressions.map((r) => ({
+    validatorAddress: r.validatorAddress,
+    refusedUpToSlot: r.refusedUpToSlot.toString(),
+  }));
+  return { ...(status ? { replication: { ...status, enforced } } : {}), ...(regressions ? { historyRegressions: regressions } : {}) };
 }

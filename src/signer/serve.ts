@@ -20,8 +20,7 @@ import { setUpJsonRpc } from './jsonrpc-setup.js';
 import { SignerMetrics } from './metrics.js';
 import { ReadinessMonitor } from './readiness.js';
 import { buildSignerServer } from './server.js';
-import { listenMetricsServer } from './metrics-server.js';
-import { TlsEndpoint } from './tls.js';
+import { safetyDeps, safetyFromEnv } from './safety.js';
 
 const READINESS_INTERVAL_MS = 2_000;
 const STARTUP_RETRY_MAX_MS = 5_000;
@@ -36,12 +35,12 @@ export async function serveCommand(args: string[]): Promise<void> {
   }
   const config = serveConfigFromEnv(env);
   const resolved = resolveSignerConfig(config.protection);
+  const safety = safetyFromEnv(env, config.fsRoot);
 
   // Everything that can be wrong with files is checked before the port opens.
   const logger = createLogger({ component: 'signer', level: config.logLevel });
   const authenticator = await authenticatorFromConfig(config.auth, config.fsRoot, logger);
   const jsonRpc = await setUpJsonRpc(config, resolved.rollupAddress, logger);
-  const tls = config.tls ? await TlsEndpoint.open(config.tls) : undefined;
   let backend: SigningBackend;
   if (config.web3SignerUrl) {
     try {
@@ -61,8 +60,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     metrics.ready.set(ready ? 1 : 0);
     app.log.info({ ready, reasons: readiness.lastReport.reasons }, ready ? 'ready' : 'not ready');
   });
-  const serverDeps = {
-    ...(tls ? { serverFactory: tls.serverFactory } : {}),
+  const app = buildSignerServer({
     backend,
     authenticator,
     metrics,
@@ -74,8 +72,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     ...(jsonRpc ? { jsonRpc: jsonRpc.deps } : {}),
     logLevel: config.logLevel,
     logger,
-  };
-  const app = buildSignerServer(serverDeps);
+  });
   app.log.info(
     {
       nodeId: resolved.nodeId,
@@ -97,9 +94,6 @@ export async function serveCommand(args: string[]): Promise<void> {
     );
   }
   await app.listen({ host: config.listenHost, port: config.port });
-  tls?.watch(app.log, metrics.registry);
-  const metricsServer =
-    config.metricsPort === undefined ? undefined : await listenMetricsServer(serverDeps, config.listenHost, config.metricsPort);
 
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
@@ -119,8 +113,6 @@ export async function serveCommand(args: string[]): Promise<void> {
       await app.close(); // stops accepting; waits for in-flight requests to be answered
       await signer?.stop(); // waits for duties still in flight, stops cleanup, closes the pool
       await jsonRpc?.close();
-      tls?.stop();
-      await metricsServer?.close();
       app.log.info('stopped');
     } catch (error) {
       app.log.error({ err: error }, 'error during shutdown');
@@ -136,7 +128,12 @@ export async function serveCommand(args: string[]): Promise<void> {
   for (let attempt = 0; !stopping; attempt++) {
     const pool = createPool(config.protection, app.log);
     try {
-      const created = await createHASigner(config.protection, { pool, logger: app.log, observer: metrics.observer() });
+      const created = await createHASigner(config.protection, {
+        pool,
+        logger: app.log,
+        observer: metrics.observer(),
+        ...safetyDeps(safety),
+      });
       try {
         await created.signer.start();
       } catch (error) {
@@ -144,7 +141,13 @@ export async function serveCommand(args: string[]): Promise<void> {
         throw error;
       }
       metrics.setPoolSource(created.db);
-      readiness.attach({ db: created.db, rollupAddress: resolved.rollupAddress, keyCount: () => backend.addresses().length });
+      readiness.attach({
+        db: created.db,
+        rollupAddress: resolved.rollupAddress,
+        keyCount: () => backend.addresses().length,
+        gates: created.signer.gates,
+        requireSynchronousReplication: safety.requireSynchronousReplication,
+      });
       signer = created.signer;
       if (stopping) await created.signer.stop();
       break;
