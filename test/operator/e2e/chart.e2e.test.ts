@@ -54,11 +54,15 @@ describeK8s('Helm chart on the API server', () => {
     expect(await can('create', 'events.k8s.io', 'events', other)).toBe(true);
     expect(await can('update', 'coordination.k8s.io', 'leases', ns.name)).toBe(true);
     expect(await can('bind', 'rbac.authorization.k8s.io', 'clusterroles', undefined, 'system:auth-delegator')).toBe(true);
-    // Least privilege: no writes to Secrets, no leases elsewhere, no binding other roles, no updating the resource's spec.
-    expect(await can('create', '', 'secrets', other)).toBe(false);
+    // Writes the operator needs: its own Secrets (stock Aztec nodes' generated URL secrets, the signer's JSON-RPC
+    // clients file; RBAC cannot restrict create to owned objects) and the resource's metadata (cleanup finalizer).
+    expect(await can('create', '', 'secrets', other)).toBe(true);
+    expect(await can('patch', 'ha-signer.dev', 'validatorhasigners', other, 'x')).toBe(true);
+    // Least privilege otherwise: no leases elsewhere, no binding other roles, no creating or deleting resources.
     expect(await can('update', 'coordination.k8s.io', 'leases', other)).toBe(false);
     expect(await can('bind', 'rbac.authorization.k8s.io', 'clusterroles', undefined, 'cluster-admin')).toBe(false);
-    expect(await can('patch', 'ha-signer.dev', 'validatorhasigners', other, 'x')).toBe(false);
+    expect(await can('create', 'ha-signer.dev', 'validatorhasigners', other)).toBe(false);
+    expect(await can('delete', 'ha-signer.dev', 'validatorhasigners', other, 'x')).toBe(false);
     expect(await can('create', '', 'pods', other)).toBe(false);
     await rbac.deleteClusterRoleBinding({ name: `ha-signer-operator-${suffix}` });
     await rbac.deleteClusterRole({ name: `ha-signer-operator-${suffix}` });
