@@ -29,6 +29,11 @@ export const SIGNER_ENV = {
   /** An empire-model slashing proposer: its EmpireBase `Signal`s are slashing votes, not governance votes. */
   slashingProposerAddress: 'HA_SIGNER_SLASHING_PROPOSER_ADDRESS',
   logLevel: 'HA_SIGNER_LOG_LEVEL',
+  /** PEM certificate chain and private key: the signing port speaks HTTPS, reloaded when the files change (src/signer/tls.ts). */
+  tlsCertFile: 'HA_SIGNER_TLS_CERT_FILE',
+  tlsKeyFile: 'HA_SIGNER_TLS_KEY_FILE',
+  /** Plain-HTTP port serving only /livez, /readyz and /metrics (probes and scrapers never reach the signing API). */
+  metricsPort: 'HA_SIGNER_METRICS_PORT',
 } as const;
 
 /** Set by Kubernetes (downward API) on signer pods: the default node id. */
@@ -49,6 +54,10 @@ export const POD_PATHS = {
   jsonRpcClientsFile: '/var/run/ha-signer/auth/jsonrpc-clients.json',
   keystorePasswordDir: '/var/run/ha-signer/keystore-password',
   keystorePasswordFile: '/var/run/ha-signer/keystore-password/password',
+  /** A kubernetes.io/tls Secret (tls.crt, tls.key) mounted as a volume, never subPath, so rotation reaches the pod. */
+  tlsDir: '/var/run/ha-signer/tls',
+  tlsCertFile: '/var/run/ha-signer/tls/tls.crt',
+  tlsKeyFile: '/var/run/ha-signer/tls/tls.key',
   tmp: '/tmp',
   /** Kubernetes' ServiceAccount files (read under HA_SIGNER_FS_ROOT). */
   serviceAccountDir: '/var/run/secrets/kubernetes.io/serviceaccount',
@@ -56,6 +65,8 @@ export const POD_PATHS = {
 
 /** Signer HTTP port: API, JSON-RPC, /livez, /readyz, /metrics. */
 export const SIGNER_PORT = 8080;
+/** Signer's plain-HTTP health and metrics port (/livez, /readyz, /metrics) as the operator sets it. */
+export const SIGNER_METRICS_PORT = 8082;
 /** Operator health and metrics port. */
 export const OPERATOR_PORT = 8081;
 

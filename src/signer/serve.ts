@@ -21,6 +21,8 @@ import { SignerMetrics } from './metrics.js';
 import { ReadinessMonitor } from './readiness.js';
 import { buildSignerServer } from './server.js';
 import { safetyDeps, safetyFromEnv } from './safety.js';
+import { listenMetricsServer } from './metrics-server.js';
+import { TlsEndpoint } from './tls.js';
 
 const READINESS_INTERVAL_MS = 2_000;
 const STARTUP_RETRY_MAX_MS = 5_000;
@@ -41,6 +43,7 @@ export async function serveCommand(args: string[]): Promise<void> {
   const logger = createLogger({ component: 'signer', level: config.logLevel });
   const authenticator = await authenticatorFromConfig(config.auth, config.fsRoot, logger);
   const jsonRpc = await setUpJsonRpc(config, resolved.rollupAddress, logger);
+  const tls = config.tls ? await TlsEndpoint.open(config.tls) : undefined;
   let backend: SigningBackend;
   if (config.web3SignerUrl) {
     try {
@@ -60,7 +63,8 @@ export async function serveCommand(args: string[]): Promise<void> {
     metrics.ready.set(ready ? 1 : 0);
     app.log.info({ ready, reasons: readiness.lastReport.reasons }, ready ? 'ready' : 'not ready');
   });
-  const app = buildSignerServer({
+  const serverDeps = {
+    ...(tls ? { serverFactory: tls.serverFactory } : {}),
     backend,
     authenticator,
     metrics,
@@ -72,7 +76,8 @@ export async function serveCommand(args: string[]): Promise<void> {
     ...(jsonRpc ? { jsonRpc: jsonRpc.deps } : {}),
     logLevel: config.logLevel,
     logger,
-  });
+  };
+  const app = buildSignerServer(serverDeps);
   app.log.info(
     {
       nodeId: resolved.nodeId,
@@ -94,6 +99,9 @@ export async function serveCommand(args: string[]): Promise<void> {
     );
   }
   await app.listen({ host: config.listenHost, port: config.port });
+  tls?.watch(app.log, metrics.registry);
+  const metricsServer =
+    config.metricsPort === undefined ? undefined : await listenMetricsServer(serverDeps, config.listenHost, config.metricsPort);
 
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
@@ -113,6 +121,8 @@ export async function serveCommand(args: string[]): Promise<void> {
       await app.close(); // stops accepting; waits for in-flight requests to be answered
       await signer?.stop(); // waits for duties still in flight, stops cleanup, closes the pool
       await jsonRpc?.close();
+      tls?.stop();
+      await metricsServer?.close();
       app.log.info('stopped');
     } catch (error) {
       app.log.error({ err: error }, 'error during shutdown');
