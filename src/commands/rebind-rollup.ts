@@ -18,6 +18,12 @@ async function run(args: string[]): Promise<void> {
   const { values } = parseFlags('rebind-rollup', args, OPTIONS);
   if (!values.from) throw new UsageError('rebind-rollup needs --from <the rollup address the database is bound to>');
   if (!values.to) throw new UsageError('rebind-rollup needs --to <the new rollup address>');
+  for (const [flag, value] of [
+    ['--from', values.from],
+    ['--to', values.to],
+  ] as const)
+    if (!/^0x[0-9a-fA-F]{40}$/.test(value))
+      throw new UsageError(`${flag}: expected 0x followed by 40 hex digits, got ${JSON.stringify(value)}`);
   await rebindRollup(databaseUrlFrom(values['database-url']), values.from, values.to);
   createLogger({ component: 'rebind-rollup' }).info(
     { from: values.from.toLowerCase(), to: values.to.toLowerCase() },
