@@ -87,9 +87,9 @@ export class Reconciler {
     const migration = { vhs, api, caches, rec, build };
     const observed = await observeMigration(migration, inputs.connectionKey);
     const database = databaseIdentity(vhs, rec, inputs.databaseAddress, observed);
+    const ownership = { vhs, api, caches, rec, ownershipNamespace: opts.ownershipNamespace, log: opts.log, enqueue: opts.enqueue };
 
     if (database) {
-      const ownership = { vhs, api, caches, rec, ownershipNamespace: opts.ownershipNamespace, log: opts.log, enqueue: opts.enqueue };
       if (!(await claimDatabaseOwnership(ownership, database.key, vhs.status?.databaseIdentity, database.label))) {
         // Another rollup's database: stop a migration still retrying against it.
         if (observed.phase.kind === 'running') await api.deleteObject('batch/v1', 'Job', vhs.metadata.namespace, observed.jobName);
@@ -106,7 +106,6 @@ export class Reconciler {
       // An image whose migrate does not report an identity: fall back to the URI's address (weaker, but not none).
       const key = addressKey(inputs.databaseAddress);
       rec.status.databaseIdentity = key;
-      const ownership = { vhs, api, caches, rec, ownershipNamespace: opts.ownershipNamespace, log: opts.log, enqueue: opts.enqueue };
       if (!(await claimDatabaseOwnership(ownership, key, vhs.status?.databaseIdentity, inputs.databaseAddress))) return { requeueAfterMs: 30_000 };
     }
 
