@@ -19,13 +19,9 @@ import {
 } from '../../src/protection/index.js';
 import { assertBuilt, cleanEnv, runCli } from '../cli/support.js';
 import { ROLLUP, VALIDATOR, attestation, blockProposal, fakeSignature, hash } from '../support/protection.js';
-import { type BackedUpPostgres, distributionPostgresBin, startBackedUpPostgres } from '../support/replicated-postgres.js';
+import { type BackedUpPostgres, replicationBinariesFor, startBackedUpPostgres } from '../support/replicated-postgres.js';
 
-const bin = distributionPostgresBin();
-if (!bin)
-  console.log(
-    'history-guard restore tests skipped: no PostgreSQL with pg_basebackup under /usr/lib/postgresql (apt-get install -y postgresql)',
-  );
+const bin = replicationBinariesFor('history-guard restore tests');
 
 async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<number> {
   const started = Date.now();

@@ -15,12 +15,10 @@ import {
   runMigrations,
   type ValidatorHASigner,
 } from '../../src/protection/index.js';
-import { type ReplicatedPostgres, distributionPostgresBin, startReplicatedPostgres } from '../support/replicated-postgres.js';
+import { type ReplicatedPostgres, replicationBinariesFor, startReplicatedPostgres } from '../support/replicated-postgres.js';
 import { ROLLUP, VALIDATOR, attestation, fakeSignature, hash } from '../support/protection.js';
 
-const bin = distributionPostgresBin();
-if (!bin)
-  console.log('replication tests skipped: no PostgreSQL with pg_basebackup under /usr/lib/postgresql (apt-get install -y postgresql)');
+const bin = replicationBinariesFor('replication tests');
 
 async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });

@@ -7,14 +7,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ReplicatedPostgres, distributionPostgresBin, startReplicatedPostgres } from '../support/replicated-postgres.js';
+import { type ReplicatedPostgres, replicationBinariesFor, startReplicatedPostgres } from '../support/replicated-postgres.js';
 import { KEYS, TOKENS, type SignerFixture, call, migratedDatabase, signBody, signerFixture } from './support.js';
 
-const bin = distributionPostgresBin();
-if (!bin)
-  console.log(
-    'serve failover-safety tests skipped: no PostgreSQL with pg_basebackup under /usr/lib/postgresql (apt-get install -y postgresql)',
-  );
+const bin = replicationBinariesFor('serve failover-safety tests');
 
 const hash = (n: number): string => `0x${n.toString(16).padStart(64, '0')}`;
 

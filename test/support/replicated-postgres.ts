@@ -30,6 +30,19 @@ export function distributionPostgresBin(): string | undefined {
   return undefined;
 }
 
+/**
+ * The binaries for a test file, or undefined with one line saying why it is skipped. With
+ * HA_SIGNER_REQUIRE_PG_REPLICATION=1 (set by .ci/run, which installs them) a missing binary fails instead.
+ */
+export function replicationBinariesFor(what: string): string | undefined {
+  const bin = distributionPostgresBin();
+  if (bin) return bin;
+  const why = `${what} skipped: no PostgreSQL with initdb, postgres and pg_basebackup under /usr/lib/postgresql (apt-get install -y postgresql)`;
+  if (process.env.HA_SIGNER_REQUIRE_PG_REPLICATION === '1') throw new Error(`${why}; HA_SIGNER_REQUIRE_PG_REPLICATION=1 requires them`);
+  console.log(why);
+  return undefined;
+}
+
 export interface PostgresNode {
   readonly name: string;
   readonly port: number;
