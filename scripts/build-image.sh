@@ -3,6 +3,7 @@
 #
 #   bash scripts/build-image.sh            # build (or reuse) the image; prints one summary line
 #   bash scripts/build-image.sh --force    # rebuild the image even when the cache says it is current
+#   bash scripts/build-image.sh --ref HEAD # build a commit (git archive) instead of the working tree
 #
 # 1. Local bases, made the way the published ones are (no registry is reachable, so none can be pulled):
 #    - build base   ~ node:24-slim: Debian bookworm minbase (mmdebstrap, the same Debian mirror apt uses), docs and
@@ -27,12 +28,15 @@ REPO="$PWD"
 started=$(date +%s)
 
 FORCE=0
-for a in "$@"; do
-  case "$a" in
+GIT_REF=""
+while [ $# -gt 0 ]; do
+  case "$1" in
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
-    *) echo "build-image: unknown argument $a (use --force or --help)" >&2; exit 2 ;;
+    --ref) GIT_REF="${2:?--ref needs a git revision, e.g. --ref HEAD}"; shift ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    *) echo "build-image: unknown argument $1 (use --force, --ref REV or --help)" >&2; exit 2 ;;
   esac
+  shift
 done
 
 die() { echo "build-image: $*" >&2; exit 1; }
@@ -46,6 +50,10 @@ NAME="${HA_SIGNER_IMAGE_NAME:-localhost/ha-signer}"
 SUITE=bookworm
 NPM_VERSION=11.19.1
 mkdir -p "$CACHE/dl" "$CACHE/out" "$CACHE/tmp"
+trap 'echo "build-image: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
+# One build at a time per cache (several shells or CI steps may call this at once).
+exec 9>"$CACHE/lock"
+if ! flock -n 9; then echo "build-image: waiting for another build using $CACHE" >&2; flock 9; fi
 bh() { buildah --root "$CACHE/storage" --runroot "$CACHE/run" --storage-driver vfs "$@"; }
 sha() { sha256sum | cut -c1-64; }
 export TMPDIR="$CACHE/tmp"
@@ -141,11 +149,23 @@ base_seconds=$(( $(date +%s) - base_started ))
 # ---------------------------------------------------------------- image key
 build_base_id="$(bh images --quiet --no-trunc --noheading "$BUILD_BASE" | head -1)"
 runtime_base_id="$(bh images --quiet --no-trunc --noheading "$RUNTIME_BASE" | head -1)"
-src_hash="$( { printf '%s\n%s\n' "$build_base_id" "$runtime_base_id";
-  git ls-files -z --cached --others --exclude-standard -- Dockerfile .dockerignore package.json package-lock.json 'tsconfig*.json' src migrations crds \
-    | sort -z | xargs -0 sha256sum; } | sha)"
+# The build context: only what the Dockerfile copies, from the working tree (tracked and untracked, not ignored) or
+# from a commit (--ref); assembled in one directory so the key is exactly what buildah sees.
+CONTEXT="$CACHE/context"
+rm -rf "$CONTEXT"; mkdir -p "$CONTEXT"
+context_paths=(Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json src migrations crds)
+if [ -n "$GIT_REF" ]; then
+  git archive --format=tar "$GIT_REF" -- "${context_paths[@]}" | tar -x -C "$CONTEXT" || die "git archive $GIT_REF failed"
+  revision="$(git rev-parse "$GIT_REF^{commit}")"
+else
+  git ls-files -z --cached --others --exclude-standard -- "${context_paths[@]}" \
+    | while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done | xargs -0 cp --parents -t "$CONTEXT"
+  revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+  git diff --quiet HEAD -- "${context_paths[@]}" 2>/dev/null || revision="$revision-dirty"
+fi
+src_hash="$( { printf '%s\n%s\n' "$build_base_id" "$runtime_base_id"; (cd "$CONTEXT" && find . -type f -print0 | sort -z | xargs -0 sha256sum); } | sha)"
 key="${src_hash:0:16}"
-version="$(node -p "require('./package.json').version")"
+version="$(node -p "require('$CONTEXT/package.json').version")"
 REF="$NAME:$version-$key"
 OUT="$CACHE/out/$key"
 mkdir -p "$OUT"
@@ -157,7 +177,6 @@ if [ "$FORCE" = 0 ] && [ -s "$OUT/image.json" ] && have_image "$REF" && [ -d "$(
 fi
 
 # ---------------------------------------------------------------- build
-revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 created="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 # RUN steps reach the npm registry through the host's network: trust the CA bundle the host's npm trusts (a TLS-
 # inspecting proxy's CA, for example) through a bind mount, never baked into a layer.
@@ -174,7 +193,7 @@ build_started=$(date +%s)
 bh bud --isolation chroot --pull=never --layers=false "${trust_args[@]}" \
   --build-arg BUILD_IMAGE="$BUILD_BASE" --build-arg RUNTIME_IMAGE="$RUNTIME_BASE" \
   --build-arg VERSION="$version" --build-arg REVISION="$revision" --build-arg CREATED="$created" \
-  --tag "$REF" --tag "$NAME:dev" -f Dockerfile . >"$OUT/build.log" 2>&1 \
+  --tag "$REF" --tag "$NAME:dev" -f "$CONTEXT/Dockerfile" "$CONTEXT" >"$OUT/build.log" 2>&1 \
   || { tail -40 "$OUT/build.log" >&2; die "buildah bud failed (log: $OUT/build.log)"; }
 build_seconds=$(( $(date +%s) - build_started ))
 

@@ -10,7 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { CONTROL_PLANE_BUILD_HINT, ControlPlane, findControlPlaneBinaries, REPO_ROOT } from './controlPlane.js';
+import { findBuiltImage } from './image.js';
 import { LocalKubelet } from './kubelet.js';
+import { ImageContainers } from './kubelet-image.js';
 
 export interface K8sTestEnv {
   available: boolean;
@@ -23,6 +25,10 @@ export interface K8sTestEnv {
   startMillis?: number;
   kubectl?: string;
   helm?: string;
+  /** The built image (scripts/build-image.sh) whose pods the kubelet runs inside it; unset: checkout mode only. */
+  imageRef?: string;
+  /** Why there is no image mode in this run (one line). */
+  imageSkipReason?: string;
 }
 
 declare module 'vitest' {
@@ -48,7 +54,11 @@ export async function setup(project: TestProject): Promise<void> {
   plane = await ControlPlane.start({ binaries, ...(crdDir ? { crdDir } : {}) });
   console.log(`control plane: kubernetes ${binaries.version} ready in ${(plane.startMillis / 1000).toFixed(1)}s at ${plane.server} (kubeconfig ${plane.kubeconfigPath})`);
   const kubeletDir = await mkdtemp(path.join(os.tmpdir(), 'ha-signer-kubelet-'));
+  // Image mode: pods of the built image run inside it; pods of other project image names run from the checkout.
+  const built = findBuiltImage();
+  if (built.available) console.log(`local kubelet: pods of ${built.image!.ref} run inside the image; other ha-signer images from the checkout`);
   kubelet = new LocalKubelet({
+    ...(built.available ? { imageContainers: new ImageContainers(built.image!) } : {}),
     kubeConfig: plane.kubeConfig(),
     dir: kubeletDir,
     apiserverHost: '127.0.0.1',
@@ -72,6 +82,7 @@ export async function setup(project: TestProject): Promise<void> {
     startMillis: plane.startMillis,
     kubectl: binaries.kubectl,
     helm: binaries.helm,
+    ...(built.available ? { imageRef: built.image!.ref } : { imageSkipReason: built.skipReason! }),
   });
 }
 
