@@ -55,5 +55,18 @@ it('measures recovery from the fault end to the next signature, and flags a faul
   ];
   const { perFault, stats } = recoveryTimes(faults, [{ ...a, end: 130 }], 10_000);
   expect(perFault).toEqual([30, undefined]);
-  expect(stats).toEqual([{ kind: 'replica-kill', count: 2, p50: 30, max: 30, unrecovered: 1 }]);
+  expect(stats).toEqual([{ kind: 'replica-kill', count: 2, p50: 30, max: 30, unrecovered: 1, replicaP50: null, replicaMax: null }]);
+});
+
+it("measures the recovery of the replica a fault hit from that replica's own signatures", async () => {
+  const a = await released(hashA);
+  const fault = { kind: 'replica-kill' as const, start: 0, end: 100, detail: '', replica: 'r2' };
+  const attempts = [
+    { ...a, replica: 'http://r1', end: 130 },
+    { ...a, replica: 'http://r2', end: 400 },
+  ];
+  const { perFault, replicaPerFault, stats } = recoveryTimes([fault], attempts, 10_000, (url) => url.replace('http://', ''));
+  expect(perFault).toEqual([30]);
+  expect(replicaPerFault).toEqual([300]);
+  expect(stats[0]).toMatchObject({ p50: 30, replicaP50: 300, replicaMax: 300 });
 });

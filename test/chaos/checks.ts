@@ -104,6 +104,9 @@ export interface RecoveryStats {
   p50: number;
   max: number;
   unrecovered: number;
+  /** ms from the fault's end to the next signature returned by the replica it hit (its restart included). */
+  replicaP50: number | null;
+  replicaMax: number | null;
 }
 
 /** Recovery per fault: the first 200 with a signature that completed after the fault ended. */
@@ -111,26 +114,31 @@ export function recoveryTimes(
   faults: FaultRecord[],
   attempts: Attempt[],
   boundMs: number,
-): { perFault: (number | undefined)[]; stats: RecoveryStats[] } {
-  const successes = attempts
-    .filter((a) => a.outcome === 'signed')
-    .map((a) => a.end)
-    .sort((a, b) => a - b);
-  const perFault = faults.map((fault) => {
-    const next = successes.find((end) => end >= fault.end);
-    return next !== undefined && next - fault.end <= boundMs ? next - fault.end : undefined;
-  });
+  replicaOf: (endpoint: string) => string | undefined = () => undefined,
+): { perFault: (number | undefined)[]; replicaPerFault: (number | undefined)[]; stats: RecoveryStats[] } {
+  const signed = attempts.filter((a) => a.outcome === 'signed').sort((a, b) => a.end - b.end);
+  const nextAfter = (fault: FaultRecord, replica?: string): number | undefined => {
+    const next = signed.find((a) => a.end >= fault.end && (replica === undefined || replicaOf(a.replica) === replica));
+    return next !== undefined && next.end - fault.end <= boundMs ? next.end - fault.end : undefined;
+  };
+  const perFault = faults.map((fault) => nextAfter(fault));
+  const replicaPerFault = faults.map((fault) => (fault.replica ? nextAfter(fault, fault.replica) : undefined));
+  const median = (sorted: number[]): number | null => sorted[Math.floor((sorted.length - 1) / 2)] ?? null;
   const kinds = [...new Set(faults.map((f) => f.kind))];
   const stats = kinds.map((kind) => {
-    const times = faults.flatMap((f, i) => (f.kind === kind && perFault[i] !== undefined ? [perFault[i]] : []));
-    const sorted = times.sort((a, b) => a - b);
+    const of = (list: (number | undefined)[]): number[] =>
+      faults.flatMap((f, i) => (f.kind === kind && list[i] !== undefined ? [list[i]] : [])).sort((a, b) => a - b);
+    const times = of(perFault);
+    const replicaTimes = of(replicaPerFault);
     return {
       kind,
       count: faults.filter((f) => f.kind === kind).length,
-      p50: sorted[Math.floor((sorted.length - 1) / 2)] ?? NaN,
-      max: sorted[sorted.length - 1] ?? NaN,
+      p50: median(times) ?? NaN,
+      max: times[times.length - 1] ?? NaN,
       unrecovered: faults.filter((f, i) => f.kind === kind && perFault[i] === undefined).length,
+      replicaP50: median(replicaTimes),
+      replicaMax: replicaTimes[replicaTimes.length - 1] ?? null,
     };
   });
-  return { perFault, stats };
+  return { perFault, replicaPerFault, stats };
 }

@@ -60,7 +60,11 @@ try {
     );
     for (const r of s.recovery)
       console.log(
-        `  recovery ${r.kind}: p50 ${r.p50} ms, max ${r.max} ms (${r.count} faults${r.unrecovered ? `, ${r.unrecovered} unrecovered` : ''})`,
+        `  recovery ${r.kind}: service p50 ${r.p50} ms, max ${r.max} ms${r.replicaP50 !== null ? `; replica it hit p50 ${r.replicaP50} ms, max ${r.replicaMax} ms` : ''} (${r.count} faults${r.unrecovered ? `, ${r.unrecovered} unrecovered` : ''})`,
+      );
+    for (const d of s.drift)
+      console.log(
+        `  ${d.replica}: RSS ${d.rssFirstMiB} -> ${d.rssLastMiB} MiB (max ${d.rssMaxMiB}), signed p50 ${d.p50FirstQuarterMs} -> ${d.p50LastQuarterMs} ms (first -> last quarter)`,
       );
   }
   renameSync(report, `${report}.kept`);

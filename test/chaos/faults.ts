@@ -25,6 +25,8 @@ export interface FaultRecord {
   start: number;
   end: number;
   detail: string;
+  /** The replica the fault hit (r1..r3), for its own recovery time; none for faults of the whole service. */
+  replica?: string;
 }
 
 export interface FaultContext {
@@ -38,7 +40,13 @@ export interface FaultContext {
 export async function injectFault(kind: FaultKind, context: FaultContext): Promise<FaultRecord> {
   const { environment, random } = context;
   const start = Date.now();
-  const record = (end: number, detail: string): FaultRecord => ({ kind, start, end, detail });
+  const record = (end: number, detail: string, replica?: ReplicaSlot): FaultRecord => ({
+    kind,
+    start,
+    end,
+    detail,
+    ...(replica ? { replica: `r${replica.index + 1}` } : {}),
+  });
   switch (kind) {
     case 'replica-kill': {
       const slot = random.pick(environment.slots);
@@ -47,13 +55,13 @@ export async function injectFault(kind: FaultKind, context: FaultContext): Promi
       const end = Date.now();
       await sleep(random.int(300, 1_500));
       await environment.restart(slot);
-      return record(end, `${slot.replica.nodeId} after SIGKILL of incarnation ${slot.incarnation - 1}`);
+      return record(end, `${slot.replica.nodeId} after SIGKILL of incarnation ${slot.incarnation - 1}`, slot);
     }
     case 'replica-stop-past-lease': {
       const slot = random.pick(environment.slots);
       const holdMs = LEASE_MS + random.int(500, 1_500);
       await holdStopped(slot, holdMs);
-      return record(Date.now(), `${slot.replica.nodeId} SIGSTOP ${holdMs} ms`);
+      return record(Date.now(), `${slot.replica.nodeId} SIGSTOP ${holdMs} ms`, slot);
     }
     case 'postgres-restart-fast':
     case 'postgres-restart-immediate': {
@@ -78,7 +86,7 @@ export async function injectFault(kind: FaultKind, context: FaultContext): Promi
       } finally {
         for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGCONT');
       }
-      return record(Date.now(), `${pids.length} backends of ${slot.replica.nodeId} SIGSTOPped ${holdMs} ms`);
+      return record(Date.now(), `${pids.length} backends of ${slot.replica.nodeId} SIGSTOPped ${holdMs} ms`, slot);
     }
     case 'key-backend-hang':
     case 'key-backend-fail': {
@@ -89,7 +97,11 @@ export async function injectFault(kind: FaultKind, context: FaultContext): Promi
       } finally {
         environment.keyBackend.setMode('ok');
       }
-      return record(Date.now(), `${holdMs} ms`);
+      return record(
+        Date.now(),
+        `${holdMs} ms`,
+        environment.slots.find((slot) => slot.remoteKeys),
+      );
     }
     case 'clients-disconnect': {
       const holdMs = random.int(1_500, 4_000);

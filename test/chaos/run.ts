@@ -7,6 +7,7 @@
  */
 import { RemoteHASigner } from '../../src/client/index.js';
 import { type Violation, checkReleased, compareSnapshot, readRows, recoveryTimes, snapshotSigned, type RecoveryStats } from './checks.js';
+import { DriftSampler, type ReplicaDrift } from './drift.js';
 import { ChaosEnvironment, KEYS, TOKEN, sleep } from './environment.js';
 import { FAULT_KINDS, type FaultKind, type FaultRecord, injectFault } from './faults.js';
 import { Random } from './random.js';
@@ -32,11 +33,13 @@ export interface ChaosSummary {
   releasedSignatures: number;
   signedRows: number;
   faults: Partial<Record<FaultKind, number>>;
-  faultLog: (FaultRecord & { recoveryMs: number | null })[];
+  faultLog: (FaultRecord & { recoveryMs: number | null; replicaRecoveryMs: number | null })[];
   recovery: RecoveryStats[];
   violations: Violation[];
   /** Replicas that exited without being killed by a fault (each restarted). */
   unexpectedExits: string[];
+  /** Memory and latency drift per replica (soak figures). */
+  drift: ReplicaDrift[];
   logsDir?: string;
 }
 
@@ -61,6 +64,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   const violations: Violation[] = [];
   const unexpectedExits: string[] = [];
   let failed = true;
+  const sampler = new DriftSampler(environment);
+  sampler.start(options.long ? 10_000 : 5_000);
   try {
     log(
       `chaos seed ${options.seed}: ${options.durationS} s, conflict share ${(conflictShare * 100).toFixed(0)}%, logs in ${environment.dir}`,
@@ -95,11 +100,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     running = false;
     await driver;
     await Promise.all(pending);
+    sampler.stop();
     violations.push(...(await finalProbe(environment, slot + 10)));
     await recoverReplicas(environment, unexpectedExits);
     const rows = await readRows(environment);
     violations.push(...(await checkReleased(workload.attempts, rows)));
-    const { perFault, stats } = recoveryTimes(faults, workload.attempts, RECOVERY_BOUND_MS);
+    const replicaOf = new Map(environment.slots.map((slot) => [slot.url, `r${slot.index + 1}`]));
+    const { perFault, replicaPerFault, stats } = recoveryTimes(faults, workload.attempts, RECOVERY_BOUND_MS, (url) => replicaOf.get(url));
     faults.forEach((fault, i) => {
       if (perFault[i] === undefined)
         violations.push({
@@ -126,13 +133,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       releasedSignatures: workload.attempts.filter((a) => a.signature).length,
       signedRows: [...rows.values()].filter((r) => r.status === 'signed').length,
       faults: faultCounts,
-      faultLog: faults.map((fault, i) => ({ ...fault, recoveryMs: perFault[i] ?? null })),
+      faultLog: faults.map((fault, i) => ({ ...fault, recoveryMs: perFault[i] ?? null, replicaRecoveryMs: replicaPerFault[i] ?? null })),
       recovery: stats,
       violations,
       unexpectedExits,
+      drift: sampler.report(workload.attempts, replicaOf),
       ...(failed ? { logsDir: environment.dir } : {}),
     };
   } finally {
+    sampler.stop();
     await environment.close(failed);
   }
 }
@@ -176,9 +185,18 @@ export function formatSummary(summary: ChaosSummary): string {
     `  faults: ${Object.entries(summary.faults)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
-    `  recovery (fault end -> next signature) p50/max ms: ${summary.recovery.map((r) => `${r.kind} ${r.p50}/${r.max}${r.unrecovered ? ` (${r.unrecovered} unrecovered)` : ''}`).join(', ')}`,
+    `  recovery p50/max ms (fault end -> next signature of the service | of the replica it hit): ${summary.recovery
+      .map(
+        (r) =>
+          `${r.kind} ${r.p50}/${r.max}${r.replicaP50 !== null ? ` | ${r.replicaP50}/${r.replicaMax}` : ''}${r.unrecovered ? ` (${r.unrecovered} unrecovered)` : ''}`,
+      )
+      .join(', ')}`,
     `  violations: ${summary.violations.length}${summary.unexpectedExits.length ? `, unexpected replica exits: ${summary.unexpectedExits.length}` : ''}`,
   ];
+  for (const d of summary.drift)
+    lines.push(
+      `  ${d.replica}: RSS ${d.rssFirstMiB} -> ${d.rssLastMiB} MiB (max ${d.rssMaxMiB}), signed p50 ${d.p50FirstQuarterMs} ms (first quarter) -> ${d.p50LastQuarterMs} ms (last quarter)`,
+    );
   for (const violation of summary.violations.slice(0, 20)) lines.push(`    ${violation.check}: ${violation.detail}`);
   for (const exit of summary.unexpectedExits) lines.push(`    unexpected exit: ${exit}`);
   if (summary.logsDir) lines.push(`  replica logs kept in ${summary.logsDir}`);
