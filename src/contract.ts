@@ -76,4 +76,6 @@ export const SAFETY_ENV = {
   requireSynchronousReplication: 'HA_SIGNER_REQUIRE_SYNCHRONOUS_REPLICATION',
   /** External high-water marks in a JSON file on storage not restored with the database. */
   highWaterMarksFile: 'HA_SIGNER_HIGH_WATER_MARKS_FILE',
+  /** External high-water marks in a ConfigMap, `<namespace>/<name>` (needs get/create/update on it). */
+  highWaterMarksConfigMap: 'HA_SIGNER_HIGH_WATER_MARKS_CONFIGMAP',
 } as const;

@@ -13,6 +13,7 @@ import {
   parseBoolean,
 } from '../protection/index.js';
 import { underFsRoot } from './config.js';
+import { ConfigMapHighWaterMarkStore } from './kube-high-water-marks.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -20,6 +21,8 @@ export interface SafetySettings {
   requireSynchronousReplication: boolean;
   /** Absolute path (under HA_SIGNER_FS_ROOT) of the high-water mark file; undefined: no file store. */
   highWaterMarksFile: string | undefined;
+  /** `<namespace>/<name>` of the high-water mark ConfigMap; undefined: none. */
+  highWaterMarksConfigMap: { namespace: string; name: string } | undefined;
 }
 
 export function safetyFromEnv(env: Env, fsRoot: string): SafetySettings {
@@ -34,7 +37,18 @@ export function safetyFromEnv(env: Env, fsRoot: string): SafetySettings {
       SAFETY_ENV.highWaterMarksFile,
       `expected an absolute path on storage not restored with the database, got ${JSON.stringify(file)}`,
     );
+  const configMap = raw(SAFETY_ENV.highWaterMarksConfigMap);
+  const parts = configMap?.split('/');
+  const dns = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+  if (configMap !== undefined && (parts?.length !== 2 || !parts.every((p) => dns.test(p))))
+    throw new ConfigError(
+      SAFETY_ENV.highWaterMarksConfigMap,
+      `expected <namespace>/<name> of a ConfigMap, got ${JSON.stringify(configMap)}`,
+    );
+  if (configMap !== undefined && file !== undefined)
+    throw new ConfigError(SAFETY_ENV.highWaterMarksConfigMap, `set either it or ${SAFETY_ENV.highWaterMarksFile}, not both`);
   return {
+    highWaterMarksConfigMap: parts && configMap !== undefined ? { namespace: parts[0]!, name: parts[1]! } : undefined,
     requireSynchronousReplication: required === undefined ? false : parseBoolean(SAFETY_ENV.requireSynchronousReplication, required),
     highWaterMarksFile: file === undefined ? undefined : underFsRoot(fsRoot, file),
   };
@@ -45,6 +59,9 @@ export function safetyDeps(
   settings: SafetySettings,
   store?: HighWaterMarkStore,
 ): Pick<CreateHASignerDeps, 'requireSynchronousReplication' | 'highWaterMarks'> {
-  const marks = store ?? (settings.highWaterMarksFile ? new FileHighWaterMarkStore(settings.highWaterMarksFile) : undefined);
+  const { highWaterMarksFile: file, highWaterMarksConfigMap: map } = settings;
+  const marks =
+    store ??
+    (file ? new FileHighWaterMarkStore(file) : map ? ConfigMapHighWaterMarkStore.fromDefaultConfig(map.namespace, map.name) : undefined);
   return { requireSynchronousReplication: settings.requireSynchronousReplication, ...(marks ? { highWaterMarks: marks } : {}) };
 }
