@@ -7,6 +7,7 @@ import { aztecNodesOf, JSONRPC_CLIENTS_KEY } from './aztec-nodes.js';
 import { clientsConfigMapNeeded, serviceAccountAllowList } from './configmap.js';
 import { ANNOTATION_CLIENTS_CHECKSUM, ANNOTATION_SECRETS_CHECKSUM, commonLabels, hash, imageOf, names, ownedMeta, selectorLabels } from './names.js';
 import { containerSecurityContext, podSecurityContext } from './security.js';
+import { METRICS_PORT_NAME, metricsContainerPort, tlsEnv, tlsVolume } from './tls.js';
 
 export interface DeploymentInputs {
   /** Checksum of the data of every Secret the pods read (see secretsChecksum): a change rolls the pods. */
@@ -51,6 +52,7 @@ export function signerEnv(vhs: ValidatorHASignerResource): k8s.V1EnvVar[] {
   const aztecNodes = aztecNodesOf(vhs).length > 0;
   if (aztecNodes) env.push({ name: SIGNER_ENV.jsonRpcClientsFile, value: POD_PATHS.jsonRpcClientsFile });
   if (s.jsonRpc || aztecNodes) env.push({ name: SIGNER_ENV.jsonRpcEnabled, value: 'true' });
+  env.push(...tlsEnv(vhs));
   return env;
 }
 
@@ -84,6 +86,11 @@ function volumes(vhs: ValidatorHASignerResource): { volumes: k8s.V1Volume[]; mou
       mounts.push({ name: 'auth', mountPath: POD_PATHS.authDir, readOnly: true });
     }
   }
+  const tls = tlsVolume(vhs);
+  if (tls) {
+    vols.push(tls.volume);
+    mounts.push(tls.mount);
+  }
   return { volumes: vols, mounts };
 }
 
@@ -107,10 +114,11 @@ export function buildDeployment(vhs: ValidatorHASignerResource, ctx: BuildContex
     image: imageOf(vhs, ctx.defaultImage),
     ...(s.imagePullPolicy ? { imagePullPolicy: s.imagePullPolicy } : {}),
     args: ['serve'],
-    ports: [{ name: 'http', containerPort: SIGNER_PORT, protocol: 'TCP' }],
+    ports: [{ name: 'http', containerPort: SIGNER_PORT, protocol: 'TCP' }, metricsContainerPort],
     env: signerEnv(vhs),
-    readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 3 },
-    livenessProbe: { httpGet: { path: '/livez', port: 'http' }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+    // Probes on the plain-HTTP metrics port: the same with and without TLS on the signing port.
+    readinessProbe: { httpGet: { path: '/readyz', port: METRICS_PORT_NAME }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: '/livez', port: METRICS_PORT_NAME }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
     resources: s.resources ?? { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
     securityContext: containerSecurityContext(),
     terminationMessagePolicy: 'FallbackToLogsOnError',

@@ -9,6 +9,7 @@ import { buildPodDisruptionBudget } from './pdb.js';
 import { buildService } from './service.js';
 import { buildServiceAccount } from './serviceaccount.js';
 import { buildServiceMonitor, serviceMonitorRequested } from './servicemonitor.js';
+import { buildCertificate, certificateRequested } from './tls.js';
 
 export * from './ownership.js';
 export * from './aztec-nodes.js';
@@ -26,6 +27,7 @@ export * from './security.js';
 export * from './service.js';
 export * from './serviceaccount.js';
 export * from './servicemonitor.js';
+export * from './tls.js';
 
 export interface WorkloadInputs {
   secretsChecksum: string;
@@ -33,6 +35,8 @@ export interface WorkloadInputs {
   aztecNodeSecrets?: ReadonlyMap<string, string>;
   /** Whether the ServiceMonitor CRD (monitoring.coreos.com/v1) is served. */
   serviceMonitorCrd: boolean;
+  /** Whether cert-manager's Certificate CRD (cert-manager.io/v1) is served (spec.tls.certManager). */
+  certManagerCrd?: boolean;
 }
 
 /** Objects in apply order (the ServiceAccount and ConfigMap before the pods that use them). */
@@ -42,6 +46,7 @@ export function desiredWorkload(vhs: ValidatorHASignerResource, ctx: BuildContex
   out.push(buildService(vhs), buildPodDisruptionBudget(vhs));
   if (networkPolicyEnabled(vhs)) out.push(buildNetworkPolicy(vhs));
   if (serviceMonitorRequested(vhs) && inputs.serviceMonitorCrd) out.push(buildServiceMonitor(vhs));
+  if (certificateRequested(vhs) && inputs.certManagerCrd) out.push(buildCertificate(vhs));
   const nodes = aztecNodesOf(vhs);
   let jsonRpcClientsChecksum: string | undefined;
   if (nodes.length > 0) {

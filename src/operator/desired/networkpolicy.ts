@@ -1,5 +1,6 @@
-/** NetworkPolicy: the signer port admits only the declared clients and metrics scrapers. Pure. */
+/** NetworkPolicy: the signing port admits only the declared clients; the metrics port only the metrics scrapers. Pure. */
 import type * as k8s from '@kubernetes/client-node';
+import { SIGNER_METRICS_PORT } from '../../contract.js';
 import { SIGNER_PORT, type ValidatorHASignerResource } from '../types.js';
 import { names, ownedMeta, selectorLabels } from './names.js';
 
@@ -14,7 +15,6 @@ export function networkPolicyPeers(vhs: ValidatorHASignerResource): k8s.V1Networ
   }
   for (const p of c.tokens?.from ?? []) peers.push(p);
   for (const node of c.disableAuthentication ? [] : (c.aztecNodes ?? [])) for (const p of node.from ?? []) peers.push(p);
-  for (const p of vhs.spec.networkPolicy?.metricsFrom ?? []) peers.push(p);
   return peers;
 }
 
@@ -24,6 +24,7 @@ export function networkPolicyEnabled(vhs: ValidatorHASignerResource): boolean {
 
 export function buildNetworkPolicy(vhs: ValidatorHASignerResource): k8s.V1NetworkPolicy {
   const peers = networkPolicyPeers(vhs);
+  const scrapers = vhs.spec.networkPolicy?.metricsFrom ?? [];
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
@@ -32,7 +33,11 @@ export function buildNetworkPolicy(vhs: ValidatorHASignerResource): k8s.V1Networ
       podSelector: { matchLabels: selectorLabels(vhs) },
       policyTypes: ['Ingress'],
       // No peers: nothing may connect (an empty `from` would admit everyone). `_from` is client-node's name for `from`.
-      ingress: peers.length === 0 ? [] : [{ _from: peers, ports: [{ protocol: 'TCP', port: SIGNER_PORT }] }],
+      // Scrapers reach /metrics (and the probes' /livez, /readyz) on the metrics port, never the signing API.
+      ingress: [
+        ...(peers.length === 0 ? [] : [{ _from: peers, ports: [{ protocol: 'TCP', port: SIGNER_PORT }] }]),
+        ...(scrapers.length === 0 ? [] : [{ _from: scrapers, ports: [{ protocol: 'TCP', port: SIGNER_METRICS_PORT }] }]),
+      ],
     },
   };
 }

@@ -2,6 +2,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { SIGNER_PORT, type ValidatorHASignerResource } from '../types.js';
 import { names, ownedMeta, selectorLabels, serviceHost } from './names.js';
+import { metricsServicePort, tlsEnabled } from './tls.js';
 
 export function buildService(vhs: ValidatorHASignerResource): k8s.V1Service {
   return {
@@ -11,11 +12,11 @@ export function buildService(vhs: ValidatorHASignerResource): k8s.V1Service {
     spec: {
       type: 'ClusterIP',
       selector: selectorLabels(vhs),
-      ports: [{ name: 'http', port: SIGNER_PORT, targetPort: 'http', protocol: 'TCP' }],
+      ports: [{ name: 'http', port: SIGNER_PORT, targetPort: 'http', protocol: 'TCP' }, metricsServicePort],
     },
   };
 }
 
 export function endpointUrl(vhs: ValidatorHASignerResource): string {
-  return `http://${serviceHost(vhs)}:${SIGNER_PORT}`;
+  return `${tlsEnabled(vhs) ? 'https' : 'http'}://${serviceHost(vhs)}:${SIGNER_PORT}`;
 }

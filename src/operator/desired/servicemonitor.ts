@@ -2,6 +2,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { ValidatorHASignerResource } from '../types.js';
 import { names, ownedMeta, selectorLabels } from './names.js';
+import { METRICS_PORT_NAME } from './tls.js';
 
 export const SERVICE_MONITOR_GROUP_VERSION = 'monitoring.coreos.com/v1';
 
@@ -17,7 +18,7 @@ export function buildServiceMonitor(vhs: ValidatorHASignerResource): k8s.Kuberne
     metadata: ownedMeta(vhs, names.serviceMonitor(vhs), 'signer', { labels: sm.labels ?? {} }),
     spec: {
       selector: { matchLabels: selectorLabels(vhs) },
-      endpoints: [{ port: 'http', path: '/metrics', interval: sm.interval ?? '30s' }],
+      endpoints: [{ port: METRICS_PORT_NAME, path: '/metrics', interval: sm.interval ?? '30s' }],
     },
   };
 }

@@ -18,6 +18,9 @@ import {
   secretsChecksum,
   SERVICE_MONITOR_GROUP_VERSION,
   serviceMonitorRequested,
+  CERT_MANAGER_GROUP_VERSION,
+  certificateName,
+  certificateRequested,
 } from '../desired/index.js';
 import type { BuildContext, ValidatorHASignerResource } from '../types.js';
 import type { WorkloadApi } from './api.js';
@@ -39,8 +42,10 @@ export async function applyWorkload(
   const serves = () => api.servesGroupVersion(SERVICE_MONITOR_GROUP_VERSION).catch(() => false);
   const serviceMonitorCrd = serviceMonitorRequested(vhs) ? await serves() : false;
   const aztecNodeSecrets = await aztecNodeUrlSecrets(vhs, lookup);
+  const servesCertificates = () => api.servesGroupVersion(CERT_MANAGER_GROUP_VERSION).catch(() => false);
+  const certManagerCrd = certificateRequested(vhs) ? await servesCertificates() : false;
   let deployment: k8s.V1Deployment | undefined;
-  for (const obj of desiredWorkload(vhs, build, { secretsChecksum: secretsChecksum(vhs, secrets), serviceMonitorCrd, aztecNodeSecrets })) {
+  for (const obj of desiredWorkload(vhs, build, { secretsChecksum: secretsChecksum(vhs, secrets), serviceMonitorCrd, certManagerCrd, aztecNodeSecrets })) {
     const result = await api.apply(obj);
     if (obj.kind === 'Deployment') deployment = result as k8s.V1Deployment;
   }
@@ -50,6 +55,9 @@ export async function applyWorkload(
   if (!networkPolicyEnabled(vhs)) await api.deleteObject('networking.k8s.io/v1', 'NetworkPolicy', ns, names.networkPolicy(vhs));
   if (!clientsConfigMapNeeded(vhs)) await api.deleteObject('v1', 'ConfigMap', ns, names.clientsConfigMap(vhs));
   if (!serviceMonitorRequested(vhs) && (await serves())) await api.deleteObject(SERVICE_MONITOR_GROUP_VERSION, 'ServiceMonitor', ns, names.serviceMonitor(vhs));
+  // A Certificate exists only if TLS was on (status.endpoint https); best effort, so RBAC without Certificates never blocks.
+  if (!certificateRequested(vhs) && vhs.status?.endpoint?.startsWith('https://') && (await servesCertificates()))
+    await api.deleteObject(CERT_MANAGER_GROUP_VERSION, 'Certificate', ns, certificateName(vhs)).catch(() => false);
   const nodes = aztecNodesOf(vhs);
   for (const gone of vhs.status?.aztecNodes ?? []) {
     if (!nodes.some((n) => n.name === gone.name)) await api.deleteObject('v1', 'Secret', ns, aztecNodeSecretName(vhs, gone));

@@ -89,9 +89,10 @@ describe('Deployment', () => {
   });
 
   it('probes, restricted security, read-only root with /tmp, keys read-only', () => {
-    expect(c.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'http' });
-    expect(c.livenessProbe!.httpGet).toEqual({ path: '/livez', port: 'http' });
-    expect(c.ports).toEqual([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]);
+    // Probes on the plain-HTTP metrics port (src/operator/desired/tls.ts), the same with and without TLS.
+    expect(c.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    expect(c.livenessProbe!.httpGet).toEqual({ path: '/livez', port: 'metrics' });
+    expect(c.ports).toEqual([{ name: 'http', containerPort: 8080, protocol: 'TCP' }, { name: 'metrics', containerPort: 8082, protocol: 'TCP' }]);
     expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
     expect(c.volumeMounts).toContainEqual({ name: 'keys', mountPath: '/var/run/ha-signer/keys', readOnly: true });
     expect(c.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
@@ -195,7 +196,7 @@ describe('Deployment', () => {
 describe('Service, PDB, NetworkPolicy, ServiceMonitor', () => {
   it('Service selects the signer pods on port 8080', () => {
     const s = buildService(vhs());
-    expect(s.spec).toMatchObject({ type: 'ClusterIP', selector: selectorLabels(vhs()), ports: [{ name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' }] });
+    expect(s.spec).toMatchObject({ type: 'ClusterIP', selector: selectorLabels(vhs()), ports: [{ name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' }, { name: 'metrics', port: 8082, targetPort: 'metrics', protocol: 'TCP' }] });
   });
 
   it('PDB allows one disruption', () => {
@@ -218,17 +219,18 @@ describe('Service, PDB, NetworkPolicy, ServiceMonitor', () => {
           { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'val' } } },
           { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'x' } }, podSelector: { matchLabels: { app: 'validator' } } },
           { ipBlock: { cidr: '10.1.0.0/16' } },
-          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
         ],
         ports: [{ protocol: 'TCP', port: 8080 }],
       },
+      // Scrapers only on the plain-HTTP metrics port, never on the signing port.
+      { _from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: 8082 }] },
     ]);
     expect(buildNetworkPolicy(vhs({ clients: { disableAuthentication: true } })).spec!.ingress).toEqual([]);
   });
 
   it('ServiceMonitor only when requested and the CRD is served', () => {
     const v = vhs({ serviceMonitor: { enabled: true, interval: '15s', labels: { release: 'prom' } } });
-    expect(buildServiceMonitor(v)).toMatchObject({ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', metadata: { labels: { release: 'prom' } }, spec: { endpoints: [{ port: 'http', path: '/metrics', interval: '15s' }] } });
+    expect(buildServiceMonitor(v)).toMatchObject({ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', metadata: { labels: { release: 'prom' } }, spec: { endpoints: [{ port: 'metrics', path: '/metrics', interval: '15s' }] } });
     expect(desiredWorkload(v, CTX, { secretsChecksum: 'x', serviceMonitorCrd: true }).map((o) => o.kind)).toContain('ServiceMonitor');
     expect(desiredWorkload(v, CTX, { secretsChecksum: 'x', serviceMonitorCrd: false }).map((o) => o.kind)).not.toContain('ServiceMonitor');
     expect(desiredWorkload(vhs({ networkPolicy: { enabled: false } }), CTX, { secretsChecksum: 'x', serviceMonitorCrd: true }).map((o) => o.kind)).not.toContain('NetworkPolicy');
