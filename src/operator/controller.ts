@@ -137,9 +137,24 @@ export class Controller {
     }
     for (const v of this.vhs.list()) this.lastGeneration.set(`${v.metadata.namespace}/${v.metadata.name}`, v.metadata.generation ?? 0);
     this.opts.log('caches synced', { resources: this.vhs.list().length });
+    await this.removeLegacyClaims();
     for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.worker());
     this.resyncTimer = setInterval(() => this.resync(), this.opts.resyncPeriodMs);
     this.resyncTimer.unref();
+  }
+
+  /**
+   * Operators before 0.2 recorded database ownership keyed on the URI text (label ha-signer.dev/claim=database);
+   * ownership is now keyed on the server's identity, so those records only mislead: remove them once.
+   */
+  private async removeLegacyClaims(): Promise<void> {
+    try {
+      for (const cm of await this.kube.listConfigMaps(this.opts.claimsNamespace, 'ha-signer.dev/claim=database')) {
+        if (await this.kube.deleteConfigMapIf(this.opts.claimsNamespace, cm.metadata!.name!, cm.metadata!.uid!)) this.opts.log('removed a legacy database claim', { configMap: cm.metadata!.name });
+      }
+    } catch (err) {
+      this.opts.log('legacy database claims not removed', { error: describeError(err) });
+    }
   }
 
   /** Enqueues every resource (covers missed events and objects the operator does not watch, such as claims). */

@@ -104,12 +104,16 @@ describeK8s('operator operations (issue 11)', () => {
     );
   });
 
-  it('the resources gauge is right from the first list, not after a resync', async () => {
+  it('the resources gauge is right from the first list, not after a resync; legacy URI-keyed claims are removed', async () => {
     await createSecret(ns.name, 'db-unreachable', { uri: 'postgresql://u:p@127.0.0.1:1/gauge' });
     for (const n of ['g1', 'g2']) await createVhs(ns.name, vhsBody(n, { rollup: { address: ROLLUP_A, version: 'v1' }, database: { secretRef: { name: 'db-unreachable' } } }));
     await op!.stop();
+    // A database claim left by an operator before 0.2 (keyed on the URI text): removed once at start.
+    const legacy = { metadata: { name: 'ha-signer-db-legacy', labels: { 'ha-signer.dev/claim': 'database' } }, data: { databaseIdentity: '127.0.0.1:1/gauge' } };
+    await c().core.createNamespacedConfigMap({ namespace: ns.name, body: legacy });
     op = await startOperatorProcess({ namespace: ns.name, extraArgs: ['--resync-period', '1h'] });
     await waitFor(async () => ((await op!.metric('ha_signer_operator_resources')) === 2) || undefined, { timeoutMs: 15_000, message: 'ha_signer_operator_resources == 2' });
+    await waitFor(async () => !(await exists(() => c().core.readNamespacedConfigMap({ namespace: ns.name, name: 'ha-signer-db-legacy' }))) || undefined, { timeoutMs: 15_000, message: 'legacy claim removed' });
     for (const n of ['g1', 'g2']) await c().custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns.name, name: n });
     await waitFor(async () => ((await op!.metric('ha_signer_operator_resources')) === 0) || undefined, { timeoutMs: 30_000, message: 'ha_signer_operator_resources == 0' });
   });
