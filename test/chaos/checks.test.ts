@@ -2,7 +2,7 @@
 import { type Hex, keccak256, stringToHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { expect, it } from 'vitest';
-import { type SignedRow, checkReleased, compareSnapshot, recoveryTimes } from './checks.js';
+import { type SignedRow, checkRefusals, checkReleased, compareSnapshot, recoveryTimes } from './checks.js';
 import { KEYS } from './environment.js';
 import { type Attempt, type Duty, dutyKey } from './workload.js';
 
@@ -69,4 +69,20 @@ it("measures the recovery of the replica a fault hit from that replica's own sig
   expect(perFault).toEqual([30]);
   expect(replicaPerFault).toEqual([300]);
   expect(stats[0]).toMatchObject({ p50: 30, replicaP50: 300, replicaMax: 300 });
+});
+
+it('reports a DutyAlreadySigned that hides a signature over another hash, and a SlashingProtection for the signed hash', async () => {
+  const a = await released(hashA);
+  const rows = new Map([[key, row(a)]]);
+  const refused = (outcome: Attempt['outcome'], messageHash: Hex): Attempt => ({ ...a, outcome, messageHash, signature: undefined });
+  expect(checkRefusals([refused('already-signed', hashA), refused('slashing-protection', hashB)], rows)).toEqual([]);
+  expect(checkRefusals([refused('already-signed', hashB)], rows).map((v) => v.check)).toEqual([
+    'DutyAlreadySigned hides a slashing-protection event (signed over another hash)',
+  ]);
+  expect(checkRefusals([refused('slashing-protection', hashA)], rows).map((v) => v.check)).toEqual([
+    'SlashingProtection answered for the hash that was signed',
+  ]);
+  expect(checkRefusals([refused('already-signed', hashA)], new Map()).map((v) => v.check)).toEqual([
+    'already-signed answered for a duty that is not signed',
+  ]);
 });

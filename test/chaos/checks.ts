@@ -97,6 +97,28 @@ export async function checkReleased(attempts: Attempt[], rows: Map<string, Signe
   return violations;
 }
 
+/**
+ * Truthful refusals: a DutyAlreadySigned answer means the duty is signed over the caller's hash (a duty signed over
+ * another hash is a SlashingProtection answer, not a 409 that hides it); a SlashingProtection answer means it is
+ * signed over another hash. Signed rows never change, so the final row decides.
+ */
+export function checkRefusals(attempts: Attempt[], rows: Map<string, SignedRow>): Violation[] {
+  const violations: Violation[] = [];
+  for (const attempt of attempts) {
+    if (attempt.outcome !== 'already-signed' && attempt.outcome !== 'slashing-protection') continue;
+    const row = rows.get(attempt.key);
+    const hash = attempt.messageHash.toLowerCase();
+    const where = `${attempt.key} to ${attempt.client} via ${attempt.replica}; row ${JSON.stringify(row ?? null)}`;
+    if (!row || row.status !== 'signed')
+      violations.push({ check: `${attempt.outcome} answered for a duty that is not signed`, detail: where });
+    else if (attempt.outcome === 'already-signed' && row.messageHash !== hash)
+      violations.push({ check: 'DutyAlreadySigned hides a slashing-protection event (signed over another hash)', detail: where });
+    else if (attempt.outcome === 'slashing-protection' && row.messageHash === hash)
+      violations.push({ check: 'SlashingProtection answered for the hash that was signed', detail: where });
+  }
+  return violations;
+}
+
 export interface RecoveryStats {
   kind: FaultKind;
   count: number;

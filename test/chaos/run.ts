@@ -6,7 +6,16 @@
  * replay runs the same schedule, not the same interleaving.
  */
 import { RemoteHASigner } from '../../src/client/index.js';
-import { type Violation, checkReleased, compareSnapshot, readRows, recoveryTimes, snapshotSigned, type RecoveryStats } from './checks.js';
+import {
+  type Violation,
+  checkRefusals,
+  checkReleased,
+  compareSnapshot,
+  readRows,
+  recoveryTimes,
+  snapshotSigned,
+  type RecoveryStats,
+} from './checks.js';
 import { DriftSampler, type ReplicaDrift } from './drift.js';
 import { ChaosEnvironment, KEYS, TOKEN, sleep } from './environment.js';
 import { FAULT_KINDS, type FaultKind, type FaultRecord, injectFault } from './faults.js';
@@ -105,6 +114,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     await recoverReplicas(environment, unexpectedExits);
     const rows = await readRows(environment);
     violations.push(...(await checkReleased(workload.attempts, rows)));
+    violations.push(...checkRefusals(workload.attempts, rows));
     const replicaOf = new Map(environment.slots.map((slot) => [slot.url, `r${slot.index + 1}`]));
     const { perFault, replicaPerFault, stats } = recoveryTimes(faults, workload.attempts, RECOVERY_BOUND_MS, (url) => replicaOf.get(url));
     faults.forEach((fault, i) => {
