@@ -115,7 +115,8 @@ export async function serviceEndpoints(namespace: string, service: string, portN
   const slices = await discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
   const out: Endpoint[] = [];
   for (const s of slices.items) {
-    const port = (portName ? s.ports?.find((p) => p.name === portName) : s.ports?.[0])?.port;
+    // Without a name, the port named http (signer Services also have a metrics port; slice port order is not the Service's).
+    const port = (portName ? s.ports?.find((p) => p.name === portName) : (s.ports?.find((p) => p.name === 'http') ?? s.ports?.[0]))?.port;
     if (port === undefined || port === null) continue;
     for (const ep of s.endpoints ?? []) {
       if (ep.conditions?.ready !== true) continue;
