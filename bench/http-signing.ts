@@ -46,9 +46,16 @@ function freshDuty(): { validator: string; slot: number; hash: `0x${string}` } {
   return { validator: VALIDATORS[slot % VALIDATORS.length]!, slot, hash: hashOf(`bench/${slot}`) };
 }
 
-async function signOnce(client: RemoteHASigner, duty: { validator: string; slot: number; hash: `0x${string}` }): Promise<'signed' | 'already'> {
+async function signOnce(
+  client: RemoteHASigner,
+  duty: { validator: string; slot: number; hash: `0x${string}` },
+): Promise<'signed' | 'already'> {
   try {
-    await client.signWithProtection(duty.validator, duty.hash, { dutyType: 'ATTESTATION', slot: BigInt(duty.slot), blockNumber: BigInt(duty.slot) });
+    await client.signWithProtection(duty.validator, duty.hash, {
+      dutyType: 'ATTESTATION',
+      slot: BigInt(duty.slot),
+      blockNumber: BigInt(duty.slot),
+    });
     return 'signed';
   } catch (error) {
     if (error instanceof DutyAlreadySignedError && error.signature) return 'already';
@@ -78,7 +85,11 @@ async function uncontested(clients: RemoteHASigner[], concurrency: number, total
 }
 
 /** Each duty requested by 3 nodes at once (node i through replica i); `concurrency` duties in flight. */
-async function contested(clients: RemoteHASigner[], concurrency: number, duties: number): Promise<{ allResolved: Stats; perCaller: Stats; signedOnce: boolean }> {
+async function contested(
+  clients: RemoteHASigner[],
+  concurrency: number,
+  duties: number,
+): Promise<{ allResolved: Stats; perCaller: Stats; signedOnce: boolean }> {
   const all: number[] = [];
   const perCaller: number[] = [];
   let issued = 0;
@@ -139,7 +150,9 @@ async function main(): Promise<void> {
     }
     await Promise.all(replicas.map((r) => r.waitReady()));
     // One client per replica: node i talks to replica i (failover endpoints behind it are not exercised here).
-    const clients = replicas.map((r, i) => new RemoteHASigner({ endpoints: [r.url, ...replicas.filter((_, k) => k !== i).map((o) => o.url)], token: TOKEN }));
+    const clients = replicas.map(
+      (r, i) => new RemoteHASigner({ endpoints: [r.url, ...replicas.filter((_, k) => k !== i).map((o) => o.url)], token: TOKEN }),
+    );
 
     const scale = quick ? 0.25 : 1;
     const n = (count: number): number => Math.max(20, Math.round(count * scale));
@@ -150,7 +163,9 @@ async function main(): Promise<void> {
     for (const concurrency of [1, 8, 32]) {
       const s = await uncontested(clients, concurrency, n(concurrency === 1 ? 1000 : 3000));
       results[`uncontested_c${concurrency}`] = s;
-      lines.push(`| uncontested | ${concurrency} | ${s.count} | ${(s.count / s.seconds).toFixed(0)} req/s | ${ms(s.p50)} | ${ms(s.p99)} | ${ms(s.max)} |`);
+      lines.push(
+        `| uncontested | ${concurrency} | ${s.count} | ${(s.count / s.seconds).toFixed(0)} req/s | ${ms(s.p50)} | ${ms(s.p99)} | ${ms(s.max)} |`,
+      );
     }
     for (const concurrency of [1, 8]) {
       const c = await contested(clients, concurrency, n(concurrency === 1 ? 500 : 1500));
@@ -159,15 +174,21 @@ async function main(): Promise<void> {
       lines.push(
         `| contested ×3 (all callers answered) | ${concurrency} duties | ${c.allResolved.count} duties | ${(c.allResolved.count / c.allResolved.seconds).toFixed(0)} duties/s | ${ms(c.allResolved.p50)} | ${ms(c.allResolved.p99)} | ${ms(c.allResolved.max)} |`,
       );
-      lines.push(`| contested ×3 (each caller) | ${concurrency} duties | ${c.perCaller.count} calls | ${(c.perCaller.count / c.perCaller.seconds).toFixed(0)} req/s | ${ms(c.perCaller.p50)} | ${ms(c.perCaller.p99)} | ${ms(c.perCaller.max)} |`);
+      lines.push(
+        `| contested ×3 (each caller) | ${concurrency} duties | ${c.perCaller.count} calls | ${(c.perCaller.count / c.perCaller.seconds).toFixed(0)} req/s | ${ms(c.perCaller.p50)} | ${ms(c.perCaller.p99)} | ${ms(c.perCaller.max)} |`,
+      );
     }
-    console.log(`\nHTTP signing, 3 replicas, PostgreSQL ${postgres ? 'embedded (fsync on)' : 'external'}, log level ${LOG_LEVEL}, Node ${process.version}${quick ? ', --quick' : ''}`);
+    console.log(
+      `\nHTTP signing, 3 replicas, PostgreSQL ${postgres ? 'embedded (fsync on)' : 'external'}, log level ${LOG_LEVEL}, Node ${process.version}${quick ? ', --quick' : ''}`,
+    );
     console.log('| scenario | concurrency | n | throughput | p50 | p99 | max |');
     console.log('|---|---|---|---|---|---|---|');
     for (const line of lines) console.log(line);
     const c1 = results.uncontested_c1 as Stats;
     const k1 = (results.contested_c1 as { allResolved: Stats }).allResolved;
-    console.log(`\ntargets: p50 at concurrency 1 < 5 ms: ${c1.p50 < 5 ? 'met' : 'MISSED'} (${ms(c1.p50)}); contested duties resolved for all callers p99 < 20 ms: ${k1.p99 < 20 ? 'met' : 'MISSED'} (${ms(k1.p99)})`);
+    console.log(
+      `\ntargets: p50 at concurrency 1 < 5 ms: ${c1.p50 < 5 ? 'met' : 'MISSED'} (${ms(c1.p50)}); contested duties resolved for all callers p99 < 20 ms: ${k1.p99 < 20 ? 'met' : 'MISSED'} (${ms(k1.p99)})`,
+    );
     console.log(JSON.stringify(results));
   } finally {
     await Promise.all(replicas.map((r) => r.stop()));

@@ -11,8 +11,19 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const n = process.argv[2] ?? '200';
 const res = spawnSync(
   process.execPath,
-  [path.join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--config', 'test/operator/vitest.operator.config.ts', 'test/operator/e2e/scale.e2e.test.ts'],
-  { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env: { ...process.env, HA_SIGNER_OPERATOR_BENCH: '1', HA_SIGNER_OPERATOR_BENCH_N: n } },
+  [
+    path.join(root, 'node_modules/vitest/vitest.mjs'),
+    'run',
+    '--config',
+    'test/operator/vitest.operator.config.ts',
+    'test/operator/e2e/scale.e2e.test.ts',
+  ],
+  {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+    env: { ...process.env, HA_SIGNER_OPERATOR_BENCH: '1', HA_SIGNER_OPERATOR_BENCH_N: n },
+  },
 );
 const line = res.stdout.split('\n').find((l) => l.includes('OPERATOR_BENCH '));
 if (!line) {
