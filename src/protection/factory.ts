@@ -70,7 +70,12 @@ export async function createHASigner(
   const logger = deps.logger ?? silentLogger;
   const statementTimeoutMs = deps.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
   const pool = deps.pool ?? createPool(config, logger, statementTimeoutMs);
-  const db = new PostgresSlashingProtectionDatabase(pool, { logger, leaseMs: resolved.leaseMs, statementTimeoutMs });
+  const db = new PostgresSlashingProtectionDatabase(pool, {
+    logger,
+    leaseMs: resolved.leaseMs,
+    statementTimeoutMs,
+    requireSynchronousReplication: deps.requireSynchronousReplication === true,
+  });
   try {
     await db.initialize();
   } catch (error) {

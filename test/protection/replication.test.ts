@@ -119,6 +119,43 @@ describe.skipIf(!bin)('synchronous replication (real primary + streaming standby
     await waitFor('standby back', () => signer.gates.replication?.current?.synchronous === true);
   });
 
+  it('a record whose wait for the lost standby is cancelled is withheld when replication is required', async () => {
+    // A long check interval: the monitor still believes in the standby, as in the seconds before it notices.
+    const required = await start(primaryDb, 'record-withheld', true, 60_000);
+    const reported = await start(primaryDb, 'record-reported', false, 60_000);
+    // statement_timeout does not end a commit's wait for the standby (PostgreSQL disables it before the commit): the
+    // record waits until the client-side bound and fails, withheld. A cancel (pg_cancel_backend, by an operator or a
+    // tool) ends the wait instead, and PostgreSQL reports the commit as done, locally only, with a warning.
+    const cancelWaitingRecord = async (nodeId: string): Promise<void> => {
+      const waiting = async (): Promise<number[]> =>
+        (
+          await withClient(cluster.primary.url, (c) =>
+            c.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event = 'SyncRep'`, [
+              `ha-signer:${nodeId}`,
+            ]),
+          )
+        ).rows.map((r) => r.pid);
+      await waitFor('a record waiting for the standby', async () => (await waiting()).length > 0, 3_000);
+      for (const pid of await waiting()) await withClient(cluster.primary.url, (c) => c.query('SELECT pg_cancel_backend($1)', [pid]));
+    };
+    await cluster.standby.stop();
+    try {
+      const withheld = required
+        .signWithProtection(VALIDATOR, hash(50), attestation(50), async () => fakeSignature(50))
+        .catch((e: unknown) => e);
+      await cancelWaitingRecord('record-withheld');
+      const error = await withheld;
+      expect(error).toBeInstanceOf(SynchronousReplicationRequiredError);
+      expect((error as Error).message).toMatch(/committed only locally/);
+      // Without the requirement the signature is released (the hazard the setting closes).
+      const released = reported.signWithProtection(VALIDATOR, hash(51), attestation(51), async () => fakeSignature(51));
+      await cancelWaitingRecord('record-reported');
+      await expect(released).resolves.toBe(fakeSignature(51));
+    } finally {
+      await cluster.standby.start();
+    }
+  });
+
   it('after failover to the promoted standby, duties recorded on the primary are still refused with other data', async () => {
     const signer = await start(primaryDb, 'before-failover', true, 500);
     for (let slot = 100; slot < 110; slot++)

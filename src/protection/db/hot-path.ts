@@ -1,6 +1,6 @@
 /** The signing hot path: claim, take over, record, release and re-read a duty; claims and records are batched. */
 import { randomBytes } from 'node:crypto';
-import { DatabaseUnavailableError } from '../errors.js';
+import { DatabaseUnavailableError, SynchronousReplicationRequiredError } from '../errors.js';
 import type { CheckAndRecordParams, DutyKey, Logger, ValidatorDutyRecord } from '../types.js';
 import { BatchQueue, type BatchQueueOptions } from './batch-queue.js';
 import { isTransient } from './classify.js';
@@ -43,6 +43,8 @@ export class DutyLocks {
     private readonly withCheckpoint: () => Promise<boolean>,
     private readonly logger: Logger,
     batching: BatchQueueOptions = {},
+    /** Withhold signatures whose record's wait for a synchronous standby was cancelled (requireSynchronousReplication). */
+    private readonly requireSynchronousRecords = false,
   ) {
     this.claims = new BatchQueue((batch) => this.claimBatch(batch), batching);
     this.records = new BatchQueue((batch) => this.recordBatch(batch), batching);
@@ -133,7 +135,7 @@ export class DutyLocks {
 
   private async recordBatch(batch: RecordInput[]): Promise<boolean[]> {
     const column = <T>(pick: (input: RecordInput) => T): T[] => batch.map(pick);
-    const result = await this.runner.run<{ lock_token: string }>(
+    const { result, notices } = await this.runner.runWithNotices<{ lock_token: string }>(
       RECORD_SIGNED.text,
       [
         column((b) => b.key.rollupAddress),
@@ -146,6 +148,14 @@ export class DutyLocks {
       ],
       RECORD_SIGNED.name,
     );
+    // statement_timeout cancelled the commit's wait for the synchronous standby: PostgreSQL reports the records
+    // committed, but only locally. Where replication is required, their signatures are withheld (a retry is refused
+    // by the replication gate until a standby confirms again, and then gets the stored signature).
+    const lost = notices.find((n) => /canceling wait for synchronous replication/i.test(n.message ?? ''));
+    if (lost && this.requireSynchronousRecords) {
+      this.logger.error({ records: batch.length, notice: lost.message }, 'record committed only locally: signatures withheld');
+      throw new SynchronousReplicationRequiredError([`the record committed only locally (${lost.message}): signature withheld`]);
+    }
     const recorded = new Set(result.rows.map((row) => row.lock_token));
     return batch.map((input) => recorded.has(input.lockToken));
   }

@@ -40,6 +40,8 @@ export interface PostgresDatabaseOptions {
    * and by PostgreSQL's statement_timeout and lock_timeout for pools made by createPool.
    */
   statementTimeoutMs?: number;
+  /** Withhold a signature whose record committed only locally (its wait for the synchronous standby was cancelled). */
+  requireSynchronousReplication?: boolean;
   /** LISTEN connection settings; default: the pool's options. Set false to poll only. */
   notifications?: pg.ClientConfig | false;
 }
@@ -67,7 +69,13 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
       ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
       ...(options.stallAfterMs !== undefined ? { stallAfterMs: options.stallAfterMs } : {}),
     };
-    this.locks = new DutyLocks(this.runner, () => this.checkpointColumn(), this.logger, batching);
+    this.locks = new DutyLocks(
+      this.runner,
+      () => this.checkpointColumn(),
+      this.logger,
+      batching,
+      options.requireSynchronousReplication === true,
+    );
     this.maintenance = new Maintenance(this.runner);
     // A pool without an error listener crashes the process when PostgreSQL restarts (aztec-packages#24556).
     pool.on?.('error', (error) => this.logger.warn({ err: error.message }, 'idle PostgreSQL connection failed'));

@@ -20,6 +20,12 @@ export interface QueryablePool {
   waitingCount?: number;
 }
 
+/** What the database runner needs of a PostgreSQL notice (pg's NoticeMessage). */
+export interface Notice {
+  message?: string | undefined;
+  code?: string | undefined;
+}
+
 /** Default bound of one statement of the signing path (PostgreSQL's statement_timeout and lock_timeout too). */
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 5_000;
 /** The client-side timeout leaves the server this long to cancel first (a clean error, the connection kept). */
@@ -52,6 +58,7 @@ export class StatementRunner {
     values: unknown[],
     name?: string,
     timeoutMs = this.statementTimeoutMs,
+    execute: (config: pg.QueryConfig) => Promise<pg.QueryResult<R>> = (config) => this.pool.query<R>(config),
   ): Promise<pg.QueryResult<R>> {
     const clientTimeoutMs = timeoutMs + CLIENT_TIMEOUT_MARGIN_MS;
     // pg supports a per-query client-side timeout (query_timeout); its type definitions do not list it.
@@ -59,7 +66,7 @@ export class StatementRunner {
     try {
       // The outer deadline also covers waiting for a pool connection, which query_timeout does not.
       const result = await withTimeout(
-        () => this.pool.query<R>(config),
+        () => execute(config),
         clientTimeoutMs + timeoutMs,
         () =>
           new DatabaseUnavailableError(
@@ -73,6 +80,37 @@ export class StatementRunner {
       else this.answered();
       throw classify(error);
     }
+  }
+
+  /**
+   * Like run, on a connection of its own, also returning the notices PostgreSQL sent while it ran (e.g. the warning
+   * that a commit's wait for a synchronous standby was cancelled). Pools without connect() give no notices.
+   */
+  async runWithNotices<R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[],
+    name?: string,
+  ): Promise<{ result: pg.QueryResult<R>; notices: Notice[] }> {
+    const notices: Notice[] = [];
+    const pool = this.pool as Partial<pg.Pool>;
+    if (typeof pool.connect !== 'function') return { result: await this.run<R>(text, values, name), notices };
+    const connect = pool.connect.bind(this.pool) as () => Promise<pg.PoolClient>;
+    const result = await this.run<R>(text, values, name, this.statementTimeoutMs, async (config) => {
+      const client = await connect();
+      const onNotice = (notice: Notice): void => void notices.push(notice);
+      client.on('notice', onNotice);
+      let failed = false;
+      try {
+        return await client.query<R>(config);
+      } catch (error) {
+        failed = true;
+        throw error;
+      } finally {
+        client.off('notice', onNotice);
+        client.release(failed ? true : undefined); // a failed (possibly timed-out) connection is not reused
+      }
+    });
+    return { result, notices };
   }
 
   /** `SELECT 1` within `timeoutMs` (pool wait included): resolves when the database answers, else throws DatabaseUnavailableError. */
