@@ -25,7 +25,7 @@ export interface AztecNodeClient {
 
 export interface ValidatorHASignerSpec {
   rollup: { address: string; version: string };
-  database: { secretRef: SecretKeyRef };
+  database: { secretRef: SecretKeyRef; requireSynchronousReplication?: boolean };
   keys: {
     secretRef?: { name: string };
     passwordSecretRef?: SecretKeyRef;

@@ -1,7 +1,7 @@
 /** The signer Deployment. Pure. */
 import type * as k8s from '@kubernetes/client-node';
 import { POD_PATHS, SIGNER_PORT, type BuildContext, type ValidatorHASignerResource } from '../types.js';
-import { POD_NAME_ENV, PROTECTION_ENV, SIGNER_ENV } from '../../contract.js';
+import { POD_NAME_ENV, PROTECTION_ENV, SAFETY_ENV, SIGNER_ENV } from '../../contract.js';
 import { DATABASE_URL_ENV } from './job.js';
 import { aztecNodesOf, JSONRPC_CLIENTS_KEY } from './aztec-nodes.js';
 import { clientsConfigMapNeeded, serviceAccountAllowList } from './configmap.js';
@@ -41,6 +41,7 @@ export function signerEnv(vhs: ValidatorHASignerResource): k8s.V1EnvVar[] {
   num(PROTECTION_ENV.poolMinCount, s.pool?.min);
   num(PROTECTION_ENV.poolIdleTimeoutMs, s.pool?.idleTimeoutMs);
   num(PROTECTION_ENV.poolConnectionTimeoutMs, s.pool?.connectionTimeoutMs);
+  if (s.database.requireSynchronousReplication) env.push({ name: SAFETY_ENV.requireSynchronousReplication, value: 'true' });
   if (s.keys.web3signer) env.push({ name: SIGNER_ENV.web3SignerUrl, value: s.keys.web3signer.url });
   else env.push({ name: SIGNER_ENV.keysDir, value: POD_PATHS.keysDir });
   if (s.keys.passwordSecretRef) env.push({ name: SIGNER_ENV.keystorePasswordFile, value: POD_PATHS.keystorePasswordFile });
