@@ -366,3 +366,44 @@ function describeWithDatabase(): void {
     }
   });
 }
+
+const CLI_SAMPLES = Number(process.env.HA_SIGNER_FUZZ_CLI_SAMPLES ?? '10');
+
+it(`the real CLI (dist/cli.js): ${CLI_SAMPLES} generated command lines per command exit 2 with one line, or 1 with a foreseen refusal (no stack)`, async () => {
+  const { CLI_PATH } = await import('../../src/demo/replicas.js');
+  const { execFile } = await import('node:child_process');
+  // Found by this fuzzing, kept as fixed cases: a malformed --from (exit 1 with a stack before), and an option value
+  // starting with a dash (node's three-line message before).
+  const found: [string, string[]][] = [
+    ['rebind-rollup', ['--from', ' ', '--to', `0x${'1'.repeat(40)}`]],
+    ['migrate', ['--rollup-address', '-4.8e+104', 'up']],
+  ];
+  const generated = Object.entries(commands).flatMap(([name, { args }]) =>
+    fc
+      .sample(args, { numRuns: CLI_SAMPLES, ...(SEED !== undefined ? { seed: SEED } : {}) })
+      .map((argv): [string, string[]] => [name, argv]),
+  );
+  for (const [name, argv] of [...found, ...generated]) {
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        [CLI_PATH, name, ...argv],
+        { env: { PATH: process.env.PATH ?? '', [ENV.databaseUrl]: CLOSED_URL, HA_SIGNER_LOG_FORMAT: 'json' }, timeout: 30_000 },
+        (_error, _stdout, stderrText) => resolve({ code: child.exitCode, stderr: stderrText }),
+      );
+      child.stdin?.end();
+    });
+    const where = `ha-signer ${name} ${JSON.stringify(argv)} -> exit ${code}: ${stderr}`;
+    tally(`cli ${name}`, `exit ${code}`);
+    if (code === 0) continue; // --help, or a command line that parses and (here) found nothing to do
+    if (code === 2) {
+      expect(stderr.trim().split('\n'), where).toHaveLength(1);
+      expect(stderr, where).toMatch(/^ha-signer: /);
+      continue;
+    }
+    expect(code, where).toBe(1);
+    const line = JSON.parse(stderr.trim().split('\n').pop()!) as { level: string; err?: { stack?: string } };
+    expect(line.level, where).toBe('error');
+    expect(line.err?.stack, `an unforeseen failure (stack logged): ${where}`).toBeUndefined();
+  }
+});
