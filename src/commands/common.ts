@@ -29,7 +29,7 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(command: string, ar
   try {
     return parseArgs({ args, options, strict: true, allowPositionals });
   } catch (error) {
-    throw new UsageError(`${command}: ${(error as Error).message}; run ha-signer ${command} --help`);
+    throw new UsageError(`${command}: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}; run ha-signer ${command} --help`); // one line (node words some errors on three)
   }
 }
 
