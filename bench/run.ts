@@ -6,12 +6,14 @@
  *
  * Usage: node bench/run.ts [--quick] [--sections core,keys,stored,network,profile] [--out DIR]
  *   --quick     small counts and short runs (a smoke test of the whole suite)
+ *   --out       where to write (default: bench/, or a temp directory with --quick)
  *   --sections  run only these; the other sections already in DIR/results.json are kept (each notes its own time and load)
  */
 import './lib/quiet.ts';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { cpus, loadavg } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runCore } from './lib/core.ts';
@@ -28,14 +30,18 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     sections: { type: 'string' },
-    out: { type: 'string', default: fileURLToPath(new URL('.', import.meta.url)) },
+    out: { type: 'string' },
   },
 });
 const quick = args.quick === true;
 const requested = (args.sections?.split(',').map((s) => s.trim()) ?? [...SECTIONS]) as Section[];
 for (const s of requested)
   if (!SECTIONS.includes(s)) throw new Error(`--sections: unknown section ${JSON.stringify(s)}; use ${SECTIONS.join(',')}`);
-const outDir = args.out!.replace(/\/$/, '');
+// --quick writes to a temp directory by default: its figures are a smoke test, not results to publish.
+const outDir = (args.out ?? (quick ? join(tmpdir(), 'ha-signer-bench-quick') : fileURLToPath(new URL('.', import.meta.url)))).replace(
+  /\/$/,
+  '',
+);
 await mkdir(outDir, { recursive: true });
 
 const plan = quick

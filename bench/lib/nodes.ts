@@ -31,14 +31,19 @@ export interface NodeOptions {
   pruneAfterHours?: number;
 }
 
-/** Counts query() calls on a pg.Pool (the engine's statements all go through it; LISTEN uses its own client). */
+/**
+ * Counts the queries sent on a pg.Pool's connections: every client the pool opens has its query() wrapped, so
+ * pool.query() and queries on clients taken with pool.connect() both count, once each (LISTEN uses its own client).
+ */
 function countQueries(pool: pg.Pool): { pool: pg.Pool; count: () => number } {
   let count = 0;
-  const original = pool.query.bind(pool) as (...args: unknown[]) => unknown;
-  (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-    count++;
-    return original(...args);
-  };
+  pool.on('connect', (client) => {
+    const original = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      count++;
+      return original(...args);
+    };
+  });
   return { pool, count: () => count };
 }
 

@@ -34,6 +34,26 @@ export async function adminQuery<R extends pg.QueryResultRow>(adminUrl: string, 
   }
 }
 
+/** The benchmark's helpers on a server that is already running (stop() leaves it running). */
+export function benchPostgresOn(adminUrl: string, statStatements: boolean, stop: () => Promise<void> = async () => {}): BenchPostgres {
+  let counter = 0;
+  return {
+    adminUrl,
+    statStatements,
+    freshDatabase: async (label) => {
+      const name = `bench_${label.replace(/[^a-z0-9_]/g, '_')}_${counter++}_${process.pid}`.slice(0, 63);
+      await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
+      const url = urlFor(adminUrl, name);
+      await runMigrations({ databaseUrl: url, direction: 'up', rollupAddress: ROLLUP });
+      return { name, url };
+    },
+    dropDatabase: (name) => dropDatabase(adminUrl, name),
+    stop,
+  };
+}
+
+/** A new embedded server with pg_stat_statements preloaded (ALTER SYSTEM, then a restart). */
 export async function startBenchPostgres(): Promise<BenchPostgres> {
   const cluster = await createEmbeddedCluster({ maxConnections: 400 });
   await cluster.start();
@@ -51,20 +71,7 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
     await cluster.stop();
     await cluster.start();
   }
-  let counter = 0;
-  return {
-    adminUrl: cluster.adminUrl,
-    statStatements,
-    freshDatabase: async (label) => {
-      const name = `bench_${label.replace(/[^a-z0-9_]/g, '_')}_${counter++}`.slice(0, 63);
-      await adminQuery(cluster.adminUrl, `CREATE DATABASE ${name}`);
-      const url = urlFor(cluster.adminUrl, name);
-      await runMigrations({ databaseUrl: url, direction: 'up', rollupAddress: ROLLUP });
-      return { name, url };
-    },
-    dropDatabase: (name) => dropDatabase(cluster.adminUrl, name),
-    stop: () => cluster.remove(),
-  };
+  return benchPostgresOn(cluster.adminUrl, statStatements, () => cluster.remove());
 }
 
 /** Waits until no session is connected to `database`, so every backend has flushed its statistics on exit. */
