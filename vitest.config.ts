@@ -14,7 +14,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'core',
-          include: ['test/protection/**/*.test.ts', 'test/signer/**/*.test.ts', 'test/operator/unit/**/*.test.ts', 'test/cli/**/*.test.ts', 'test/chart/*.test.ts', 'test/image/*.test.ts', 'test/dev/*.test.ts'],
+          include: ['test/protection/**/*.test.ts', 'test/signer/**/*.test.ts', 'test/operator/unit/**/*.test.ts', 'test/cli/**/*.test.ts', 'test/chart/*.test.ts', 'test/image/*.test.ts', 'test/dev/*.test.ts', 'test/bench/*.test.ts'],
           globalSetup: [postgres],
         },
       },
