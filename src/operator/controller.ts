@@ -106,7 +106,6 @@ export class Controller {
       for (const v of this.vhs.list(s.metadata!.namespace)) if (referencedSecrets(v).some((u) => u.name === s.metadata!.name)) enqueue(keyOf(v));
     };
     this.secrets = new SecretInformers(kc, kube, { add: secretChanged, update: secretChanged, delete: secretChanged }, { log, onError: onError('secrets') });
-    if (ns) this.secrets.ensure(ns);
     this.informers.push(this.vhs as ManagedInformer<k8s.KubernetesObject>, jobs as ManagedInformer<k8s.KubernetesObject>, deployments as ManagedInformer<k8s.KubernetesObject>);
     this.reconciler = new Reconciler(
       kube,
@@ -129,6 +128,9 @@ export class Controller {
 
   async start(syncTimeoutMs = 60_000): Promise<void> {
     this.started = true;
+    // Only here, not in the constructor: a standby must start nothing (an informer's watch keeps the process alive
+    // after SIGTERM).
+    if (this.opts.namespace) this.secrets.ensure(this.opts.namespace);
     await Promise.all(this.informers.map((i) => i.start()));
     const deadline = Date.now() + syncTimeoutMs;
     while (!this.synced()) {

@@ -64,4 +64,24 @@ describeK8s('operator leader election', () => {
     console.log(`leader stopped gracefully → standby leads after ${Date.now() - stoppedAt} ms`);
     expect(Date.now() - stoppedAt).toBeLessThan(4000);
   });
+
+  // A standby used to log "operator stopped" and then linger until SIGKILL (30 s grace in a pod): something it had
+  // started (a Secret informer for the watched namespace) kept the event loop alive. Both watch modes.
+  for (const clusterWide of [false, true]) {
+    it(`a standby exits within 2 s of SIGTERM (${clusterWide ? 'all namespaces' : 'one namespace'})`, async () => {
+      await waitFor(async () => Boolean(await holder()), { timeoutMs: 20_000, message: 'a leader' });
+      const leader = await holder();
+      const standby = await startOperatorProcess({ namespace: ns.name, identity: `standby-${clusterWide ? 'all' : 'ns'}`, clusterWide });
+      ops.push(standby);
+      await waitFor(async () => (await standby.metric('ha_signer_operator_leader')) === 0, { timeoutMs: 10_000, message: 'standby metrics' });
+      await new Promise((r) => setTimeout(r, 1500)); // a retry period or more as a candidate
+      expect(await holder()).toBe(leader);
+      const signalledAt = Date.now();
+      standby.child.kill('SIGTERM');
+      const code = await Promise.race([standby.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 2000))]);
+      console.log(`standby (${clusterWide ? 'all namespaces' : 'one namespace'}) after SIGTERM: ${code} in ${Date.now() - signalledAt} ms`);
+      expect(code).toBe(0);
+      expect(standby.logs()).toContain('operator stopped');
+    });
+  }
 });
