@@ -147,8 +147,8 @@ if ! have_image "$RUNTIME_BASE"; then make_runtime_base; base_built="${base_buil
 base_seconds=$(( $(date +%s) - base_started ))
 
 # ---------------------------------------------------------------- image key
-build_base_id="$(bh images --quiet --no-trunc --noheading "$BUILD_BASE" | head -1)"
-runtime_base_id="$(bh images --quiet --no-trunc --noheading "$RUNTIME_BASE" | head -1)"
+build_base_id="$(bh images --quiet --no-trunc --noheading "$BUILD_BASE" | sed -n 1p)"
+runtime_base_id="$(bh images --quiet --no-trunc --noheading "$RUNTIME_BASE" | sed -n 1p)"
 # The build context: only what the Dockerfile copies, from the working tree (tracked and untracked, not ignored) or
 # from a commit (--ref); assembled in one directory so the key is exactly what buildah sees.
 CONTEXT="$CACHE/context"
@@ -188,6 +188,8 @@ if [ -n "$host_cafile" ] && [ -f "$host_cafile" ]; then
   trust_args=(-v "$host_cafile:/run/build-host-ca.crt:ro" -v "$CACHE/tmp/npmrc:/root/.npmrc:ro")
 fi
 build_started=$(date +%s)
+# An image already stored under this key (a run stopped before its outputs, say) is only described again below.
+if [ "$FORCE" = 1 ] || ! have_image "$REF"; then
 # --layers=false: with vfs every cached step is a full copy of its stage's root filesystem (the build stage's is
 # 1.1 GB); one commit per stage is several times faster. Whole-image caching is the key above.
 bh bud --isolation chroot --pull=never --layers=false "${trust_args[@]}" \
@@ -195,19 +197,20 @@ bh bud --isolation chroot --pull=never --layers=false "${trust_args[@]}" \
   --build-arg VERSION="$version" --build-arg REVISION="$revision" --build-arg CREATED="$created" \
   --tag "$REF" --tag "$NAME:dev" -f "$CONTEXT/Dockerfile" "$CONTEXT" >"$OUT/build.log" 2>&1 \
   || { tail -40 "$OUT/build.log" >&2; die "buildah bud failed (log: $OUT/build.log)"; }
+fi
 build_seconds=$(( $(date +%s) - build_started ))
 
 # ---------------------------------------------------------------- outputs
 # Older builds of this image (other keys) and dangling stage images would grow the vfs store by ~1 GB per build.
-for old in $(bh images --noheading --format '{{.Name}}:{{.Tag}}' "$NAME" 2>/dev/null | grep -v -e ":$version-$key\$" -e ':dev$' || true); do
+for old in $(bh containers --all --quiet --noheading --filter name='^ha-signer-rootfs-' 2>/dev/null); do bh rm "$old" >/dev/null || true; done
+for old in $(bh images --noheading --format '{{.Name}}:{{.Tag}}' 2>/dev/null | grep "^$NAME:" | grep -v -e ":$version-$key\$" -e ':dev$' || true); do
   bh rmi "$old" >/dev/null 2>&1 || true
 done
-image_id="$(bh images --quiet --no-trunc --noheading "$REF" | head -1)"
-digest="$(bh images --digests --format '{{.Digest}}' --noheading "$REF" | head -1)"
-size_bytes="$(bh images --format '{{.Size}}' --noheading "$REF" | head -1)"
+image_id="$(bh images --quiet --no-trunc --noheading "$REF" | sed -n 1p)"
+digest="$(bh images --digests --format '{{.Digest}}' --noheading "$REF" | sed -n 1p)"
+size_bytes="$(bh images --format '{{.Size}}' --noheading "$REF" | sed -n 1p)"
 # The root filesystem the tests run (test/image, the local kubelet's image mode): one working container, mounted
 # once (vfs: a plain directory), replaced when the image changes. Containers run on it read-only through overlays.
-for old in $(bh containers --quiet --noheading --filter name='^ha-signer-rootfs-' 2>/dev/null); do bh rm "$old" >/dev/null || true; done
 rootfs_ctr="$(bh from --pull=never --name "ha-signer-rootfs-$key" "$REF")"
 rootfs="$(bh mount "$rootfs_ctr")"
 apparent="$(du -sb --apparent-size "$rootfs" | cut -f1)"
