@@ -39,6 +39,9 @@ export interface Regression {
   kinds: { dutyType: string; mark: bigint; databaseTop: bigint | undefined; lowWatermark: bigint | undefined }[];
 }
 
+/** The database holds the marked duty, or its low watermark covers the mark. */
+const covers = (top: HistoryTop): boolean => top.holdsSlot || (top.lowWatermarkSlot !== undefined && top.lowWatermarkSlot >= top.slot);
+
 export interface HistoryGuardOptions {
   /** Marks are written at most this often (default 2000 ms); stop() writes what is left. */
   flushIntervalMs?: number;
@@ -161,7 +164,14 @@ export class HistoryGuard {
       for (const kind of regression.kinds)
         asked.push({ validatorAddress: regression.validatorAddress, dutyType: kind.dutyType, slot: kind.mark });
     const tops = asked.length === 0 ? [] : await this.readTops(this.rollupAddress, asked);
-    const covered = (top: HistoryTop): boolean => top.holdsSlot || (top.lowWatermarkSlot !== undefined && top.lowWatermarkSlot >= top.slot);
+    const found = this.stillRegressed(tops);
+    this.addNewRegressions(tops, marks, found);
+    this.setRegressions(found);
+    return [...found.values()];
+  }
+
+  /** The regressions detected before that the database has not recovered from. */
+  private stillRegressed(tops: HistoryTop[]): Map<string, Regression> {
     const found = new Map<string, Regression>();
     for (const previous of this.regressions.values()) {
       const asks = tops.filter(
@@ -169,24 +179,29 @@ export class HistoryGuard {
           t.validatorAddress === previous.validatorAddress && previous.kinds.some((k) => k.dutyType === t.dutyType && k.mark === t.slot),
       );
       const low = asks.find((t) => t.lowWatermarkSlot !== undefined)?.lowWatermarkSlot;
-      const recovered = (low !== undefined && low >= previous.refusedUpToSlot) || (asks.length > 0 && asks.every(covered));
+      const recovered = (low !== undefined && low >= previous.refusedUpToSlot) || (asks.length > 0 && asks.every(covers));
       if (!recovered) found.set(previous.validatorAddress, previous);
     }
+    return found;
+  }
+
+  /**
+   * Validators whose database lacks a marked duty. Once a validator's database lost history of one kind, every kind
+   * of it is suspect: refused up to its highest mark (fixed at detection).
+   */
+  private addNewRegressions(tops: HistoryTop[], marks: HighWaterMarks, found: Map<string, Regression>): void {
+    const fresh = new Map<string, Regression>();
     for (const top of tops) {
-      if (this.regressions.has(top.validatorAddress) || covered(top)) continue;
-      const regression = found.get(top.validatorAddress) ?? { validatorAddress: top.validatorAddress, refusedUpToSlot: 0n, kinds: [] };
+      if (this.regressions.has(top.validatorAddress) || covers(top)) continue;
+      const regression = fresh.get(top.validatorAddress) ?? { validatorAddress: top.validatorAddress, refusedUpToSlot: 0n, kinds: [] };
       regression.kinds.push({ dutyType: top.dutyType, mark: top.slot, databaseTop: top.topSlot, lowWatermark: top.lowWatermarkSlot });
-      found.set(top.validatorAddress, regression);
+      fresh.set(top.validatorAddress, regression);
     }
-    // Once a validator's database lost history of one kind, every kind of it is suspect: refuse up to its highest
-    // mark (fixed at detection).
-    for (const regression of found.values())
-      if (!this.regressions.has(regression.validatorAddress))
-        for (const [key, slot] of marks)
-          if (splitMarkKey(key).validatorAddress === regression.validatorAddress && slot > regression.refusedUpToSlot)
-            regression.refusedUpToSlot = slot;
-    this.setRegressions(found);
-    return [...found.values()];
+    for (const [key, slot] of marks) {
+      const regression = fresh.get(splitMarkKey(key).validatorAddress);
+      if (regression && slot > regression.refusedUpToSlot) regression.refusedUpToSlot = slot;
+    }
+    for (const [validator, regression] of fresh) found.set(validator, regression);
   }
 
   private setRegressions(found: Map<string, Regression>): void {

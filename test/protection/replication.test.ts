@@ -119,6 +119,20 @@ describe.skipIf(!bin)('synchronous replication (real primary + streaming standby
     await waitFor('standby back', () => signer.gates.replication?.current?.synchronous === true);
   });
 
+  it('a frozen standby (no reset, no replies) is detected from its reply age', async () => {
+    const signer = await start(primaryDb, 'frozen', true);
+    expect(signer.gates.replication?.current?.synchronous).toBe(true);
+    await cluster.standby.freeze();
+    try {
+      const frozenMs = await waitFor('frozen standby detected', () => signer.gates.replication?.current?.synchronous === false, 40_000);
+      console.log(`frozen synchronous standby (SIGSTOP) detected after ${frozenMs} ms (reply age limit 15000 ms, check interval 5000 ms)`);
+      expect(signer.gates.replication?.current?.reasons.join(' ')).toMatch(/0 of 1 required/);
+    } finally {
+      await cluster.standby.thaw();
+    }
+    await waitFor('standby back', () => signer.gates.replication?.current?.synchronous === true, 30_000);
+  }, 90_000);
+
   it('a record whose wait for the lost standby is cancelled is withheld when replication is required', async () => {
     // A long check interval: the monitor still believes in the standby, as in the seconds before it notices.
     const required = await start(primaryDb, 'record-withheld', true, 60_000);

@@ -53,6 +53,9 @@ export interface PostgresNode {
   /** SIGKILL: no goodbye to the primary. */
   kill(): Promise<void>;
   start(): Promise<void>;
+  /** SIGSTOP / SIGCONT of the postmaster and its children (a frozen machine, a partition without resets). */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
   readonly running: boolean;
 }
 
@@ -85,6 +88,13 @@ async function run(launch: Launch, program: string, args: string[]): Promise<str
     ...(launch.user ?? {}),
   });
   return stdout;
+}
+
+/** Signals the postmaster and its child processes (walreceiver, startup, ...). */
+async function signalTree(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (!child?.pid) throw new Error('not running');
+  const { stdout } = await execFileAsync('pgrep', ['-P', String(child.pid)]).catch(() => ({ stdout: '' }));
+  for (const pid of [child.pid, ...stdout.split('\n').filter(Boolean).map(Number)]) process.kill(pid, signal);
 }
 
 function node(launch: Launch, name: string, dataDir: string, port: number, readyText: RegExp): PostgresNode {
@@ -129,6 +139,8 @@ function node(launch: Launch, name: string, dataDir: string, port: number, ready
     },
     stop: () => waitExit('SIGINT'),
     kill: () => waitExit('SIGKILL'),
+    freeze: () => signalTree(child, 'SIGSTOP'),
+    thaw: () => signalTree(child, 'SIGCONT'),
   };
 }
 
@@ -242,6 +254,8 @@ export async function startBackedUpPostgres(bin: string): Promise<BackedUpPostgr
     stop: () => current.stop(),
     kill: () => current.kill(),
     start: () => current.start(),
+    freeze: () => current.freeze(),
+    thaw: () => current.thaw(),
     get running() {
       return current.running;
     },
