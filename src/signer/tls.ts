@@ -102,6 +102,15 @@ export async function loadTlsMaterial(files: TlsFiles): Promise<TlsMaterial> {
   };
 }
 
+/** The certificate-expiry gauge on a registry (also used by the chart's alert test to know the name). */
+export function registerTlsMetrics(registry: Registry): Gauge {
+  return new Gauge({
+    name: 'ha_signer_tls_certificate_not_after_seconds',
+    help: 'Expiry (Unix time) of the TLS certificate the signing port serves',
+    registers: [registry],
+  });
+}
+
 const digest = (cert: string, key: string): string => createHash('sha256').update(cert).update('\0').update(key).digest('hex');
 
 /** The HTTPS side of `serve`: a server factory for fastify, and the file watch that rotates the certificate. */
@@ -139,11 +148,7 @@ export class TlsEndpoint {
   /** Starts re-reading the files; exports the certificate's expiry as a gauge on the signer's registry. */
   watch(log: FastifyBaseLogger, registry?: Registry, intervalMs = TLS_RELOAD_INTERVAL_MS): void {
     if (registry) {
-      this.expiry = new Gauge({
-        name: 'ha_signer_tls_certificate_not_after_seconds',
-        help: 'Expiry (Unix time) of the TLS certificate the signing port serves',
-        registers: [registry],
-      });
+      this.expiry = registerTlsMetrics(registry);
       this.expiry.set(this.material.info.notAfter.getTime() / 1000);
     }
     log.info({ tls: this.logFields() }, 'signing port serves HTTPS');

@@ -11,6 +11,7 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OperatorMetrics } from '../../src/operator/metrics.js';
 import { SignerMetrics } from '../../src/signer/metrics.js';
+import { registerTlsMetrics } from '../../src/signer/tls.js';
 import { CHART, find, findPromtool, helm, REPO_ROOT, template } from './support.js';
 
 interface Rule {
@@ -47,6 +48,7 @@ const EXTERNAL: Record<string, string[]> = { kube_job_failed: ['job_name', 'cond
 /** Every series name the registries expose (histograms as _bucket/_sum/_count) with their label names. */
 async function exportedMetrics(): Promise<Map<string, string[]>> {
   const signer = new SignerMetrics();
+  registerTlsMetrics(signer.registry); // registered by serve only when the signing port speaks HTTPS
   signer.setPoolSource({ poolStats: () => ({ total: 1, idle: 1, waiting: 0 }) });
   const registries = [signer.registry, new OperatorMetrics().registry];
   const names = new Map<string, string[]>();
