@@ -130,11 +130,7 @@ describe('HTTPS signing port', () => {
     expect(signed.signature).toMatch(/^0x[0-9a-f]{130}$/);
   });
 
-  it('refuses a certificate whose names do not match the host, and plain HTTP on the signing port', async () => {
-    const error = await new RemoteHASigner({ endpoints: [`https://localhost.localdomain.invalid:${port}`], ca: caA.certPem, maxRounds: 1 })
-      .validators()
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RemoteSignerError); // DNS failure or name mismatch: either way no answer is trusted
+  it('gives no HTTP answer to plain HTTP on the signing port', async () => {
     await expect(fetch(`http://127.0.0.1:${port}/v1/validators`, { headers: { authorization: `Bearer ${TOKENS.all}` } })).rejects.toThrow();
   });
 

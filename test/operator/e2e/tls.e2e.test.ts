@@ -90,6 +90,8 @@ describeK8s('operator e2e: TLS for the signing API', () => {
     // A CA the certificate does not chain to is refused; plain HTTP on the signing port gets no HTTP answer.
     const other = makeCa(dir, 'other-ca');
     await expect(httpsGet(signing!.ip, signing!.port, `tsig.${ns.name}.svc`, other.certPem, '/livez')).rejects.toThrow();
+    // A name the certificate does not carry is refused too (host name verification).
+    await expect(httpsGet(signing!.ip, signing!.port, `other.${ns.name}.svc`, ca.certPem, '/livez')).rejects.toThrow(/altnames|Hostname/i);
     await expect(fetch(`http://${signing!.ip}:${signing!.port}/livez`, { signal: AbortSignal.timeout(5_000) })).rejects.toThrow();
 
     const metrics = await callService(ns.name, 'tsig', '/metrics', { portName: 'metrics' });
