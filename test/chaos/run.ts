@@ -110,6 +110,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     await driver;
     await Promise.all(pending);
     sampler.stop();
+    await recoverReplicas(environment, unexpectedExits);
     violations.push(...(await finalProbe(environment, slot + 10)));
     await recoverReplicas(environment, unexpectedExits);
     const rows = await readRows(environment);
@@ -158,18 +159,25 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
 
 /** A replica that exited although no fault killed it is a finding; it is restarted so the run goes on. */
 async function recoverReplicas(environment: ChaosEnvironment, unexpectedExits: string[]): Promise<void> {
-  for (const slot of environment.slots) {
-    if (!slot.replica.running) {
-      unexpectedExits.push(`${slot.replica.nodeId}: ${slot.replica.output().slice(-3).join(' | ')}`);
+  for (let round = 0; ; round++) {
+    for (const slot of environment.slots) {
+      if (slot.replica.running) continue;
+      // The crash itself, not the end of its stack: the non-JSON lines of the output.
+      const crash = slot.replica.output().filter((line) => !line.startsWith('{'));
+      unexpectedExits.push(`${slot.replica.nodeId}: ${crash.slice(0, 6).join(' | ').slice(0, 600)}`);
       await environment.restart(slot);
     }
+    try {
+      return await environment.waitAllReady();
+    } catch (error) {
+      // A replica that exits while we wait is recorded (above, next round) and restarted; anything else is fatal.
+      if (round >= 3 || environment.slots.every((slot) => slot.replica.running)) throw error;
+    }
   }
-  await environment.waitAllReady();
 }
 
 /** Liveness after all faults: fresh duties through RemoteHASigner must all be signed. */
 async function finalProbe(environment: ChaosEnvironment, firstSlot: number): Promise<Violation[]> {
-  await environment.waitAllReady();
   const signer = new RemoteHASigner({ endpoints: environment.slots.map((s) => s.url), token: TOKEN, timeoutMs: 10_000, maxRounds: 5 });
   const violations: Violation[] = [];
   const deadline = AbortSignal.timeout(PROBE_TIMEOUT_MS);
