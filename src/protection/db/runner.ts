@@ -98,8 +98,12 @@ export class StatementRunner {
     const result = await this.run<R>(text, values, name, this.statementTimeoutMs, async (config) => {
       const client = await connect();
       const onNotice = (notice: Notice): void => void notices.push(notice);
-      client.on('notice', onNotice);
       let failed = false;
+      // A checked-out client has no pool error listener: an error with no query active (its backend terminated just
+      // after answering, both read at once) would be an unhandled 'error' event that ends the process.
+      const onError = (): void => void (failed = true);
+      client.on('notice', onNotice);
+      client.on('error', onError);
       try {
         return await client.query<R>(config);
       } catch (error) {
@@ -107,6 +111,7 @@ export class StatementRunner {
         throw error;
       } finally {
         client.off('notice', onNotice);
+        client.off('error', onError);
         client.release(failed ? true : undefined); // a failed (possibly timed-out) connection is not reused
       }
     });
