@@ -132,7 +132,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     for (const attempt of workload.attempts) outcomes[attempt.outcome] = (outcomes[attempt.outcome] ?? 0) + 1;
     const faultCounts: Partial<Record<FaultKind, number>> = {};
     for (const fault of faults) faultCounts[fault.kind] = (faultCounts[fault.kind] ?? 0) + 1;
-    failed = violations.length > 0;
+    failed = violations.length > 0 || unexpectedExits.length > 0;
     return {
       seed: options.seed,
       durationS: options.durationS,
@@ -163,8 +163,17 @@ async function recoverReplicas(environment: ChaosEnvironment, unexpectedExits: s
     for (const slot of environment.slots) {
       if (slot.replica.running) continue;
       // The crash itself, not the end of its stack: the non-JSON lines of the output.
-      const crash = slot.replica.output().filter((line) => !line.startsWith('{'));
-      unexpectedExits.push(`${slot.replica.nodeId}: ${crash.slice(0, 6).join(' | ').slice(0, 600)}`);
+      const output = slot.replica.output();
+      const start = Math.max(
+        0,
+        output.findIndex((line) => /Unhandled|^\s*\^$|^\w*Error\b|^error:/.test(line)),
+      );
+      unexpectedExits.push(
+        `${slot.replica.nodeId} (exit ${slot.replica.child.exitCode ?? slot.replica.child.signalCode}): ${output
+          .slice(start, start + 8)
+          .join(' | ')
+          .slice(0, 800)}`,
+      );
       await environment.restart(slot);
     }
     try {
