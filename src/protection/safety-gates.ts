@@ -43,7 +43,12 @@ export class SafetyGates {
 
   async start(): Promise<void> {
     await this.options.replication?.monitor.start();
-    await this.options.historyGuard?.start();
+    try {
+      await this.options.historyGuard?.start();
+    } catch (error) {
+      this.options.replication?.monitor.stop(); // a failed start leaves no timer behind (serve retries the start)
+      throw error;
+    }
   }
 
   async stop(): Promise<void> {
