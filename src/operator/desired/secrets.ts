@@ -2,6 +2,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { ValidatorHASignerResource } from '../types.js';
 import { hash } from './names.js';
+import { tlsOf } from './tls.js';
 
 export interface SecretUse {
   name: string;
@@ -9,6 +10,8 @@ export interface SecretUse {
   keys?: string[];
   /** Field of the spec that names it (for messages). */
   field: string;
+  /** false: read live by the pods (the TLS Secret), so a change must not roll them; it is still checked and watched. */
+  rolls?: false;
 }
 
 export function referencedSecrets(vhs: ValidatorHASignerResource): SecretUse[] {
@@ -19,12 +22,15 @@ export function referencedSecrets(vhs: ValidatorHASignerResource): SecretUse[] {
   if (s.clients?.tokens && !s.clients.disableAuthentication) {
     uses.push({ name: s.clients.tokens.secretRef.name, keys: [s.clients.tokens.secretRef.key ?? 'tokens.json'], field: 'spec.clients.tokens.secretRef' });
   }
+  // A Secret the user provides must exist; cert-manager's appears only after the Certificate (applied later) is issued.
+  const tls = tlsOf(vhs);
+  if (tls?.secretName && !tls.certManager) uses.push({ name: tls.secretName, keys: ['tls.crt', 'tls.key'], field: 'spec.tls.secretName', rolls: false });
   return uses;
 }
 
 /** sha256 over the referenced entries of the referenced Secrets (absent Secrets count as empty). */
 export function secretsChecksum(vhs: ValidatorHASignerResource, secrets: Map<string, k8s.V1Secret | undefined>): string {
-  const parts = referencedSecrets(vhs).map((u) => {
+  const parts = referencedSecrets(vhs).filter((u) => u.rolls !== false).map((u) => {
     const data = secrets.get(u.name)?.data ?? {};
     const picked = u.keys ? Object.fromEntries(u.keys.map((k) => [k, data[k] ?? null])) : data;
     return { name: u.name, data: picked };

@@ -1,4 +1,5 @@
 /** spec.tls and the metrics port in the pure builders: Deployment env/volume/probes, Service, endpoint, cert-manager Certificate. */
+import type * as k8s from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { POD_PATHS, SIGNER_ENV } from '../../../src/contract.js';
 import {
@@ -13,6 +14,10 @@ import {
 } from '../../../src/operator/desired/index.js';
 import type { ValidatorHASignerSpec } from '../../../src/operator/types.js';
 import { serveConfigFromEnv } from '../../../src/signer/config.js';
+import { referencedSecrets, secretsChecksum } from '../../../src/operator/desired/index.js';
+import { readInputs } from '../../../src/operator/reconcile/inputs.js';
+import { StatusRecorder } from '../../../src/operator/reconcile/status.js';
+import { FakeSecrets } from './fake-api.js';
 import { CTX, vhs } from './fixtures.js';
 
 const withTls = (tls: TlsSpec) => vhs({ tls } as Partial<ValidatorHASignerSpec>);
@@ -118,5 +123,62 @@ describe('spec.tls.certManager', () => {
     expect(kinds(false)).not.toContain('Certificate');
     expect(kinds(true).indexOf('Certificate')).toBeGreaterThanOrEqual(0);
     expect(kinds(true).indexOf('Certificate')).toBeLessThan(kinds(true).indexOf('Deployment'));
+  });
+});
+
+describe('the TLS Secret as an input', () => {
+  const secrets = (tls?: Record<string, string>) => {
+    const s = new FakeSecrets();
+    s.put('val', 'db', { uri: 'postgresql://u:pw@db.example:5432/signer' });
+    s.put('val', 'keys', { k: '0x01' });
+    s.put('val', 'tokens', { 'tokens.json': '[]' });
+    if (tls) s.put('val', 'signer-tls', tls);
+    return s;
+  };
+  const inputs = (s: FakeSecrets, v = withTls({ secretName: 'signer-tls' })) => {
+    const rec = new StatusRecorder(v);
+    return { rec, result: readInputs(v, (ns, n) => s.readSecret(ns, n), rec) };
+  };
+
+  it("a missing user Secret or key stops the reconcile naming spec.tls.secretName; cert-manager's own Secret is not required up front", async () => {
+    const missing = inputs(secrets());
+    await expect(missing.result).rejects.toThrow('Secret val/signer-tls (spec.tls.secretName) not found');
+    expect(missing.rec.conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'SecretNotFound' });
+    await expect(inputs(secrets({ 'tls.crt': 'x' })).result).rejects.toThrow(
+      'Secret val/signer-tls (spec.tls.secretName) has no key tls.key',
+    );
+    await expect(inputs(secrets({ 'tls.crt': 'x', 'tls.key': 'y' })).result).resolves.toMatchObject({
+      databaseAddress: 'db.example:5432/signer',
+    });
+    const issued = withTls({ certManager: { issuerRef: { name: 'ca' } } });
+    expect(referencedSecrets(issued).map((u) => u.name)).not.toContain('sig-tls');
+    await expect(inputs(secrets(), issued).result).resolves.toBeDefined();
+  });
+
+  it('is watched but never rolls the pods: a renewed certificate does not change the secrets checksum', () => {
+    const resource = withTls({ secretName: 'signer-tls' });
+    expect(referencedSecrets(resource)).toContainEqual({
+      name: 'signer-tls',
+      keys: ['tls.crt', 'tls.key'],
+      field: 'spec.tls.secretName',
+      rolls: false,
+    });
+    type Secrets = Map<string, k8s.V1Secret | undefined>;
+    const secret = (data: Record<string, string>): k8s.V1Secret => ({ data });
+    const base: [string, k8s.V1Secret][] = [
+      ['db', secret({ uri: 'dXJp' })],
+      ['keys', secret({ k: 'MDE=' })],
+      ['tokens', secret({ 'tokens.json': 'W10=' })],
+    ];
+    const withTlsData = (value: string): Secrets => new Map([...base, ['signer-tls', secret({ 'tls.crt': value, 'tls.key': value })]]);
+    const before = secretsChecksum(resource, withTlsData('b2xk'));
+    expect(secretsChecksum(resource, withTlsData('bmV3'))).toBe(before);
+    // ...while a change of a Secret that does roll the pods still changes it.
+    const keysChanged: Secrets = new Map([
+      ...base,
+      ['keys', secret({ k: 'MDI=' })],
+      ['signer-tls', secret({ 'tls.crt': 'b2xk', 'tls.key': 'b2xk' })],
+    ]);
+    expect(secretsChecksum(resource, keysChanged)).not.toBe(before);
   });
 });
