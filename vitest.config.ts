@@ -14,7 +14,16 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'core',
-          include: ['test/protection/**/*.test.ts', 'test/signer/**/*.test.ts', 'test/operator/unit/**/*.test.ts', 'test/cli/**/*.test.ts', 'test/chart/*.test.ts', 'test/image/*.test.ts', 'test/dev/*.test.ts', 'test/bench/*.test.ts'],
+          include: [
+            'test/protection/**/*.test.ts',
+            'test/signer/**/*.test.ts',
+            'test/operator/unit/**/*.test.ts',
+            'test/cli/**/*.test.ts',
+            'test/chart/*.test.ts',
+            'test/image/*.test.ts',
+            'test/dev/*.test.ts',
+            'test/bench/*.test.ts',
+          ],
           globalSetup: [postgres],
         },
       },
@@ -32,7 +41,12 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'k8s',
-          include: ['test/k8s/**/*.test.ts', 'test/operator/e2e/**/*.test.ts', 'test/chart/k8s/**/*.test.ts', 'test/image/k8s/**/*.test.ts'],
+          include: [
+            'test/k8s/**/*.test.ts',
+            'test/operator/e2e/**/*.test.ts',
+            'test/chart/k8s/**/*.test.ts',
+            'test/image/k8s/**/*.test.ts',
+          ],
           // One real control plane and one local kubelet per run (see test/harness), shared by these files in turn.
           globalSetup: [postgres, 'test/harness/globalSetup.ts'],
           testTimeout: 180_000,
