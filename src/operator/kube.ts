@@ -223,8 +223,16 @@ export class Kube {
 
   // ---- cluster-scoped TokenReview bindings
 
+  /**
+   * Absent counts as deleted; so does 403: an operator not allowed to delete ClusterRoleBindings was not allowed to
+   * create one either, so there is none of its own to remove (a namespaced install must not fail every reconcile).
+   */
   async deleteClusterRoleBinding(name: string): Promise<void> {
-    await orUndefined(this.rbac.deleteClusterRoleBinding({ name }));
+    try {
+      await orUndefined(this.rbac.deleteClusterRoleBinding({ name }));
+    } catch (err) {
+      if (statusOf(err)?.code !== 403) throw err;
+    }
   }
 
   /** Whether an API group/version is served (discovery, cached for a minute). */

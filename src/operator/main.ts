@@ -47,6 +47,8 @@ function namespaceFlag(flag: string, raw: string): string {
 export interface OperatorConfig {
   kubeconfig?: string;
   namespace?: string;
+  /** Namespace-scoped RBAC only: never read or write cluster-scoped objects (the TokenReview ClusterRoleBinding). */
+  namespaced: boolean;
   leaderElectionNamespace: string;
   claimsNamespace: string;
   leaderElect: boolean;
@@ -69,6 +71,7 @@ export function parseOperatorArgs(args: string[], env: NodeJS.ProcessEnv = proce
     options: {
       kubeconfig: { type: 'string' },
       namespace: { type: 'string' },
+      namespaced: { type: 'boolean' },
       'leader-election-namespace': { type: 'string' },
       'claims-namespace': { type: 'string' },
       'leader-elect': { type: 'string' },
@@ -91,6 +94,8 @@ export function parseOperatorArgs(args: string[], env: NodeJS.ProcessEnv = proce
   if (kubeconfig !== undefined && !existsSync(kubeconfig)) throw new FlagError(`--kubeconfig: file ${kubeconfig} not found`);
   const watchNs = values.namespace ?? (env.WATCH_NAMESPACE || undefined);
   const namespace = watchNs === undefined ? undefined : namespaceFlag(values.namespace !== undefined ? '--namespace' : 'WATCH_NAMESPACE', watchNs);
+  const namespaced = values.namespaced === true || env.HA_SIGNER_OPERATOR_NAMESPACED === 'true';
+  if (namespaced && namespace === undefined) throw new FlagError('--namespaced needs --namespace (the one namespace its Roles cover)');
   let leNs = values['leader-election-namespace'] ?? (env.POD_NAMESPACE || undefined);
   if (leNs === undefined) {
     const file = path.join(env.HA_SIGNER_FS_ROOT ?? '/', SA_NAMESPACE_FILE);
@@ -118,6 +123,7 @@ export function parseOperatorArgs(args: string[], env: NodeJS.ProcessEnv = proce
   return {
     ...(kubeconfig !== undefined ? { kubeconfig } : {}),
     ...(namespace !== undefined ? { namespace } : {}),
+    namespaced,
     leaderElectionNamespace,
     claimsNamespace,
     leaderElect: le === 'true',
@@ -162,6 +168,7 @@ export async function startOperator(cfg: OperatorConfig): Promise<RunningOperato
   const metrics = new OperatorMetrics();
   const controller = new Controller(kc, kube, metrics, {
     ...(cfg.namespace ? { namespace: cfg.namespace } : {}),
+    clusterScoped: !cfg.namespaced,
     claimsNamespace: cfg.claimsNamespace,
     defaultImage: cfg.image,
     workers: cfg.workers,
@@ -192,7 +199,7 @@ export async function startOperator(cfg: OperatorConfig): Promise<RunningOperato
     },
   });
   const port = (server.address() as { port: number }).port;
-  log('operator starting', { identity: cfg.identity, namespace: cfg.namespace ?? '(all)', image: cfg.image, port, leaderElection: cfg.leaderElect ? `${cfg.leaderElectionNamespace}/${cfg.leaseName}` : 'off' });
+  log('operator starting', { identity: cfg.identity, namespace: cfg.namespace ?? '(all)', namespaced: cfg.namespaced, image: cfg.image, port, leaderElection: cfg.leaderElect ? `${cfg.leaderElectionNamespace}/${cfg.leaseName}` : 'off' });
 
   const abort = new AbortController();
   const done = (async () => {

@@ -1,5 +1,6 @@
 /** The ValidatorHASigner custom resource (validatorhasigners.ha-signer.dev/v1alpha1) as TypeScript types. */
 import type * as k8s from '@kubernetes/client-node';
+import type { TlsSpec } from './desired/tls.js';
 
 export const GROUP = 'ha-signer.dev';
 export const VERSION = 'v1alpha1';
@@ -60,6 +61,8 @@ export interface ValidatorHASignerSpec {
   podAnnotations?: Record<string, string>;
   priorityClassName?: string;
   serviceMonitor?: { enabled?: boolean; interval?: string; labels?: Record<string, string> };
+  /** HTTPS on the signing port (src/operator/desired/tls.ts). */
+  tls?: TlsSpec;
 }
 
 /** The conditions, in the one order status lists them (each depends on the ones before it). */
@@ -89,6 +92,7 @@ export type ConditionReason =
   | 'PodConfigError'
   | 'PodsUnschedulable'
   | 'RolloutStalled'
+  | 'ClusterScopeRequired'
   | 'Ready';
 
 export interface Condition {

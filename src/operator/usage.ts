@@ -6,6 +6,9 @@ export const OPERATOR_USAGE = `ha-signer operator: reconciles ValidatorHASigner 
 Options (environment variable in brackets):
   --kubeconfig PATH                 kubeconfig file [KUBECONFIG]; default in-cluster configuration
   --namespace NS                    watch one namespace [WATCH_NAMESPACE]; default all namespaces
+  --namespaced                      Roles only [HA_SIGNER_OPERATOR_NAMESPACED=true]: touch no cluster-scoped object
+                                    (needs --namespace; spec.clients.serviceAccounts is then refused: TokenReview
+                                    needs a ClusterRoleBinding to system:auth-delegator)
   --leader-election-namespace NS    namespace of the leader Lease [POD_NAMESPACE]; default the pod's namespace
   --claims-namespace NS             namespace of the database claim ConfigMaps; default the leader-election namespace
   --leader-elect true|false         run leader election (default true)

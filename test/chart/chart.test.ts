@@ -262,6 +262,9 @@ describe.skipIf(!helm)('chart values', () => {
     expect(le.metadata!.namespace).toBe('ops');
     expect(le.rules!.map((r) => r.resources![0])).toEqual(['leases', 'configmaps']);
     expect(deployment(objs).spec!.template.spec!.containers[0]!.args).toContain('--namespace=validators');
+    // The operator is told: it then touches no cluster-scoped object (which these Roles could not allow).
+    expect(deployment(objs).spec!.template.spec!.containers[0]!.args).toContain('--namespaced');
+    expect(deployment(template()).spec!.template.spec!.containers[0]!.args).not.toContain('--namespaced');
   });
 
   it('crds.enabled / crds.keep', () => {

@@ -2,7 +2,20 @@
  * One reconcile of one ValidatorHASigner, phase by phase (as CloudNativePG splits cluster_*.go): inputs, database
  * ownership, migration, workload, status. Each phase lives in its own module and uses a small slice of the API.
  */
-import { addressKey, aztecNodeEnv, aztecNodeSecretName, aztecNodesOf, describeIdentity, endpointUrl, identityKey, labelSelectorString, names, rolloutState, selectorLabels } from '../desired/index.js';
+import {
+  addressKey,
+  aztecNodeEnv,
+  aztecNodeSecretName,
+  aztecNodesOf,
+  describeIdentity,
+  endpointUrl,
+  identityKey,
+  labelSelectorString,
+  names,
+  needsApiToken,
+  rolloutState,
+  selectorLabels,
+} from '../desired/index.js';
 import type { ValidatorHASignerResource } from '../types.js';
 import type { Log, ReconcileApi, ReconcilerCaches } from './api.js';
 import { readInputs, secretLookup } from './inputs.js';
@@ -21,6 +34,11 @@ export const CLEANUP_FINALIZER = 'ha-signer.dev/cleanup';
 export interface ReconcilerOptions {
   /** Namespace of the database ownership records (the operator's). */
   ownershipNamespace: string;
+  /**
+   * False when the operator runs with namespace-scoped RBAC (--namespaced): it then neither creates nor deletes the
+   * cluster-scoped TokenReview binding, and refuses ServiceAccount clients (they need it). Default true.
+   */
+  clusterScoped?: boolean;
   defaultImage: string;
   /** Reported as the Events' reportingInstance. */
   instance: string;
@@ -73,7 +91,7 @@ export class Reconciler {
 
   /** Owned objects go with the garbage collector; the TokenReview binding and the ownership records do not. */
   private async releaseExternal(owner: { namespace: string; name: string; uid?: string }): Promise<void> {
-    await this.api.deleteClusterRoleBinding(names.tokenReviewBinding(owner.namespace, owner.name));
+    if (this.opts.clusterScoped !== false) await this.api.deleteClusterRoleBinding(names.tokenReviewBinding(owner.namespace, owner.name));
     await releaseDatabaseOwnership(this.api, this.caches, this.opts.ownershipNamespace, owner, this.opts.enqueue);
   }
 
@@ -82,6 +100,16 @@ export class Reconciler {
     const build = { defaultImage: opts.defaultImage };
     rec.status.selector = labelSelectorString(selectorLabels(vhs));
     rec.status.endpoint = endpointUrl(vhs);
+    // Refused before anything is created: the pods could not authenticate a single ServiceAccount client.
+    const clusterScoped = opts.clusterScoped !== false;
+    if (!clusterScoped && needsApiToken(vhs)) {
+      rec.problem(
+        'Ready',
+        'ClusterScopeRequired',
+        'spec.clients.serviceAccounts needs TokenReview, i.e. a ClusterRoleBinding to system:auth-delegator, which this operator (installed with ' +
+          'namespace-scoped RBAC, --namespaced / rbac.namespaced) may not create: use spec.clients.tokens, or install the operator cluster-wide',
+      );
+    }
 
     const inputs = await readInputs(vhs, secretLookup(caches, api), rec);
     const migration = { vhs, api, caches, rec, build };
@@ -109,7 +137,7 @@ export class Reconciler {
       if (!(await claimDatabaseOwnership(ownership, key, vhs.status?.databaseIdentity, inputs.databaseAddress))) return { requeueAfterMs: 30_000 };
     }
 
-    const workload = await applyWorkload(vhs, api, build, inputs.secrets, secretLookup(caches, api));
+    const workload = await applyWorkload(vhs, api, build, inputs.secrets, secretLookup(caches, api), { clusterScoped });
     const nodes = aztecNodesOf(vhs);
     if (nodes.length > 0) rec.status.aztecNodes = nodes.map((n) => ({ name: n.name, secretName: aztecNodeSecretName(vhs, n), env: aztecNodeEnv(vhs, n) }));
     else delete rec.status.aztecNodes;

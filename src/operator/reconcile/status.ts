@@ -22,6 +22,7 @@ export const WARNING_REASONS: ReadonlySet<ConditionReason> = new Set<ConditionRe
   'SignerCrashLooping',
   'ImagePullFailed',
   'PodConfigError',
+  'ClusterScopeRequired',
   'PodsUnschedulable',
   'RolloutStalled',
 ]);

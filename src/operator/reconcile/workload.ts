@@ -37,6 +37,7 @@ export async function applyWorkload(
   build: BuildContext,
   secrets: Map<string, k8s.V1Secret | undefined>,
   lookup: (namespace: string, name: string) => Promise<k8s.V1Secret | undefined> = async () => undefined,
+  opts: { clusterScoped?: boolean } = {},
 ): Promise<WorkloadResult> {
   const ns = vhs.metadata.namespace;
   const serves = () => api.servesGroupVersion(SERVICE_MONITOR_GROUP_VERSION).catch(() => false);
@@ -50,8 +51,12 @@ export async function applyWorkload(
     if (obj.kind === 'Deployment') deployment = result as k8s.V1Deployment;
   }
   // Prune what the spec no longer asks for.
-  if (needsApiToken(vhs)) await api.apply(buildTokenReviewBinding(vhs));
-  else await api.deleteClusterRoleBinding(names.tokenReviewBinding(ns, vhs.metadata.name));
+  // The cluster-scoped TokenReview binding only with cluster-scoped RBAC (a namespaced operator refuses
+  // ServiceAccount clients before this phase, and touches no cluster-scoped object).
+  if (opts.clusterScoped !== false) {
+    if (needsApiToken(vhs)) await api.apply(buildTokenReviewBinding(vhs));
+    else await api.deleteClusterRoleBinding(names.tokenReviewBinding(ns, vhs.metadata.name));
+  }
   if (!networkPolicyEnabled(vhs)) await api.deleteObject('networking.k8s.io/v1', 'NetworkPolicy', ns, names.networkPolicy(vhs));
   if (!clientsConfigMapNeeded(vhs)) await api.deleteObject('v1', 'ConfigMap', ns, names.clientsConfigMap(vhs));
   if (!serviceMonitorRequested(vhs) && (await serves())) await api.deleteObject(SERVICE_MONITOR_GROUP_VERSION, 'ServiceMonitor', ns, names.serviceMonitor(vhs));

@@ -300,8 +300,31 @@ describeK8s('Helm chart on the test control plane', () => {
         timeoutMs: 60_000,
         message: 'operator leader Lease',
       });
-      // Not yet covered: reconciling a resource in this mode. The operator deletes the (absent) TokenReview
-      // ClusterRoleBinding on every reconcile, which Roles cannot allow (src/operator/reconcile/workload.ts).
+      // A resource reaches Ready with the Roles alone (before --namespaced, every reconcile failed with 403 on
+      // deleting the cluster-scoped TokenReview binding); ServiceAccount clients, which need that binding, are refused
+      // with a reason that says so.
+      await createSecret(other.name, 'db', { uri: await createTestDatabase('chart_namespaced') });
+      await createSecret(other.name, 'keys', { 'validator-1': validatorKey() });
+      await createSecret(other.name, 'tokens', {
+        'tokens.json': JSON.stringify([{ name: 'validator', token: 'y'.repeat(40), validators: ['*'] }]),
+      });
+      const readyStarted = Date.now();
+      await createVhs(
+        other.name,
+        vhsBody('scoped', { rollup: { address: ROLLUP_A, version: 'v1' }, replicas: 1, clients: { tokens: { secretRef: { name: 'tokens' } } } }),
+      );
+      await waitForCondition(other.name, 'scoped', 'Ready', 'True', { timeoutMs: 120_000 });
+      console.log(`chart (namespaced): ValidatorHASigner Ready=True ${Date.now() - readyStarted} ms after apply`);
+      await createVhs(
+        other.name,
+        vhsBody('wants-sa', {
+          rollup: { address: ROLLUP_A, version: 'v1' },
+          replicas: 1,
+          clients: { serviceAccounts: [{ name: 'node', validators: ['*'] }] },
+        }),
+      );
+      const refused = await waitForCondition(other.name, 'wants-sa', 'Ready', 'False', { reason: 'ClusterScopeRequired', timeoutMs: 60_000 });
+      expect(refused.status?.conditions?.find((c) => c.type === 'Ready')?.message).toContain('system:auth-delegator');
       const { objects } = clients();
       const clusterRole = await objects
         .read({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: `${release}-ha-signer` } })

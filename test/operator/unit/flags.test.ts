@@ -35,6 +35,13 @@ describe('operator flags', () => {
     expect(() => parseOperatorArgs([...base, ...extra], {})).toThrow(message);
   });
 
+  it('--namespaced needs --namespace; default cluster-scoped', () => {
+    expect(parseOperatorArgs(base, {})).toMatchObject({ namespaced: false });
+    expect(parseOperatorArgs([...base, '--namespace', 'apps', '--namespaced'], {})).toMatchObject({ namespaced: true, namespace: 'apps' });
+    expect(parseOperatorArgs([...base, '--namespace', 'apps'], { HA_SIGNER_OPERATOR_NAMESPACED: 'true' })).toMatchObject({ namespaced: true });
+    expect(() => parseOperatorArgs([...base, '--namespaced'], {})).toThrow('--namespaced needs --namespace');
+  });
+
   it('needs an image, a namespace for the lease, an existing kubeconfig', () => {
     expect(() => parseOperatorArgs(['--kubeconfig', kubeconfig, '--leader-election-namespace', 'ops'], {})).toThrow('--image is required');
     expect(() => parseOperatorArgs(['--kubeconfig', kubeconfig, '--image', 'x'], { HA_SIGNER_FS_ROOT: '/nonexistent' })).toThrow('--leader-election-namespace is required');

@@ -195,6 +195,13 @@ describe('phase: workload', () => {
     expect(api.applied.map((o) => o.kind)).toEqual(['ServiceAccount', 'ConfigMap', 'Service', 'PodDisruptionBudget', 'NetworkPolicy', 'Deployment', 'ClusterRoleBinding']);
     expect(api.deleted).toEqual(['ServiceMonitor val/sig']);
   });
+
+  it('namespaced (--namespaced): neither applies nor deletes the cluster-scoped binding', async () => {
+    const api = new FakeWorkloadApi();
+    await applyWorkload(vhs({ networkPolicy: { enabled: false } }), api, CTX, inputs, undefined, { clusterScoped: false });
+    expect([...api.applied.map((o) => o.kind ?? ''), ...api.deleted].filter((k) => k.startsWith('ClusterRoleBinding'))).toEqual([]);
+    expect(api.deleted).toEqual(['NetworkPolicy val/sig', 'ConfigMap val/sig-clients']);
+  });
 });
 
 describe('phase: status', () => {
@@ -261,5 +268,25 @@ describe('reconciler: cleanup finalizer', () => {
     expect(work.deleted).toContain(`ClusterRoleBinding ${names.tokenReviewBinding('val', 'sig')}`);
     expect(own.configMaps.size).toBe(0);
     expect(finalizerPatches.at(-1)).toEqual(['other/keep']);
+  });
+
+  it('namespaced: refuses ServiceAccount clients with ClusterScopeRequired, and on deletion touches no binding', async () => {
+    const { api, work, finalizerPatches } = fullApi();
+    const secrets = (api as unknown as { readSecret: (ns: string, n: string) => Promise<k8s.V1Secret | undefined> });
+    secrets.readSecret = async (_ns, n): Promise<k8s.V1Secret> => {
+      const data: Record<string, string> = n === 'db' ? { uri: Buffer.from('postgresql://u:p@db:5432/s').toString('base64') } : { k: 'MHgwMQ==' };
+      return { metadata: { name: n }, data };
+    };
+    const opts = { ownershipNamespace: 'ops', clusterScoped: false, defaultImage: CTX.defaultImage, instance: 'op', log: () => undefined, enqueue: () => undefined };
+    const withSa = vhs({ clients: { serviceAccounts: [{ name: 'node', validators: ['*'] }] } });
+    const err = await new Reconciler(api, fakeCaches({ resources: [withSa] }), opts).reconcile('val/sig').catch((e: unknown) => e);
+    expect(work.applied.some((o) => o.kind === 'ClusterRoleBinding')).toBe(false);
+    expect(err).toBeInstanceOf(ReconcileProblem);
+    expect((err as Error).message).toContain('system:auth-delegator');
+    expect(work.applied).toEqual([]);
+    const deleting = vhs({ clients: { disableAuthentication: true } }, { finalizers: [CLEANUP_FINALIZER], deletionTimestamp: new Date() });
+    await new Reconciler(api, fakeCaches({ resources: [deleting] }), opts).reconcile('val/sig');
+    expect(work.deleted.filter((d) => d.startsWith('ClusterRoleBinding'))).toEqual([]);
+    expect(finalizerPatches.at(-1)).toEqual([]);
   });
 });
