@@ -92,7 +92,6 @@ export type ConditionReason =
   | 'PodConfigError'
   | 'PodsUnschedulable'
   | 'RolloutStalled'
-  | 'ClusterScopeRequired'
   | 'Ready';
 
 export interface Condition {

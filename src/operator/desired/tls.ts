@@ -31,9 +31,8 @@ export interface TlsSpec {
   };
 }
 
-/** spec.tls (declared here until the resource type in ../types.ts carries it). */
 export function tlsOf(vhs: ValidatorHASignerResource): TlsSpec | undefined {
-  return (vhs.spec as { tls?: TlsSpec }).tls;
+  return vhs.spec.tls;
 }
 
 export function tlsEnabled(vhs: ValidatorHASignerResource): boolean {
