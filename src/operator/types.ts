@@ -92,6 +92,7 @@ export type ConditionReason =
   | 'PodConfigError'
   | 'PodsUnschedulable'
   | 'RolloutStalled'
+  | 'ClusterScopeRequired'
   | 'Ready';
 
 export interface Condition {
