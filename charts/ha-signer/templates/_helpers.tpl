@@ -101,6 +101,13 @@ Same rules as validateLeaderElection in src/operator/leader.ts.
 {{- if not (gt $resync 0.0) -}}
 {{- fail (printf "resyncPeriod (%s) must be greater than zero, e.g. 5m" .Values.resyncPeriod) -}}
 {{- end -}}
+{{- $limit := "" -}}
+{{- with .Values.resources }}{{ with .limits }}{{ $limit = toString (default "" .memory) }}{{ end }}{{ end -}}
+{{- $limitMiB := 0 -}}
+{{- if hasSuffix "Gi" $limit }}{{ $limitMiB = mul (atoi (trimSuffix "Gi" $limit)) 1024 }}{{ else if hasSuffix "Mi" $limit }}{{ $limitMiB = atoi (trimSuffix "Mi" $limit) }}{{ end -}}
+{{- if and (gt (int .Values.maxHeapMiB) 0) (gt (int $limitMiB) 0) (ge (int .Values.maxHeapMiB) (int $limitMiB)) -}}
+{{- fail (printf "maxHeapMiB (%d) must be below resources.limits.memory (%s, %d MiB); about half of it leaves room for the rest of the process" (int .Values.maxHeapMiB) $limit (int $limitMiB)) -}}
+{{- end -}}
 {{- if and .Values.rbac.namespaced (not .Values.watchNamespace) -}}
 {{- fail "rbac.namespaced=true needs watchNamespace: the operator can only be limited to Roles when it watches one namespace" -}}
 {{- end -}}
