@@ -125,9 +125,12 @@ export class ControlPlane {
 
       procs.push(
         spawnProc(binaries.kcp, 'etcd', dir, [
-          '--data-dir', path.join(dir, 'etcd'),
-          '--listen-client-url', `http://127.0.0.1:${etcdPort}`,
-          '--listen-peer-url', `http://127.0.0.1:${peerPort}`,
+          '--data-dir',
+          path.join(dir, 'etcd'),
+          '--listen-client-url',
+          `http://127.0.0.1:${etcdPort}`,
+          '--listen-peer-url',
+          `http://127.0.0.1:${peerPort}`,
         ]),
       );
       await waitTcp(etcdPort, procs[0]!, 30_000);
@@ -182,7 +185,7 @@ export class ControlPlane {
       const logs = cp.procs.map((p) => `--- ${p.name} (${p.logFile}) ---\n${tail(p.logFile, 30)}`).join('\n');
       await rm(dir, { recursive: true, force: true });
       if (err instanceof CrdApplyError) throw err;
-      throw new Error(`control plane failed to start: ${(err as Error).message}\n${logs}`);
+      throw new Error(`control plane failed to start: ${(err as Error).message}\n${logs}`, { cause: err });
     }
   }
 
@@ -212,7 +215,9 @@ export class ControlPlane {
   /** Applies every *.yaml / *.yml file in `dir` (server-side apply) and waits for CRDs to be Established. */
   async applyCrds(dir: string, log: (m: string) => void = console.log): Promise<string[]> {
     if (!existsSync(dir)) return [];
-    const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+    const files = readdirSync(dir)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort();
     if (files.length === 0) return [];
     const client = k8s.KubernetesObjectApi.makeApiClient(this.kubeConfig());
     const ext = this.kubeConfig().makeApiClient(k8s.ApiextensionsV1Api);
@@ -230,7 +235,9 @@ export class ControlPlane {
           } catch {
             /* not JSON */
           }
-          throw new CrdApplyError(`applying ${obj.kind} ${obj.metadata?.name} from ${path.join(path.relative(REPO_ROOT, dir), f)} failed: ${reason || (e as Error).message}`);
+          throw new CrdApplyError(
+            `applying ${obj.kind} ${obj.metadata?.name} from ${path.join(path.relative(REPO_ROOT, dir), f)} failed: ${reason || (e as Error).message}`,
+          );
         }
         if (obj.kind === 'CustomResourceDefinition') names.push(obj.metadata!.name!);
       }
@@ -328,13 +335,11 @@ async function waitTcp(port: number, proc: Proc, timeoutMs: number): Promise<voi
 
 async function waitReady(url: string, token: string, proc: Proc, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  let last = '';
   for (;;) {
     if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited with ${proc.child.exitCode}`);
     const res = await httpsGet(url, token).catch((e: Error) => ({ status: 0, body: e.message }));
     if (res.status === 200) return;
-    last = `${res.status} ${res.body.slice(0, 500)}`;
-    if (Date.now() > deadline) throw new Error(`${url} not ready after ${timeoutMs} ms: ${last}`);
+    if (Date.now() > deadline) throw new Error(`${url} not ready after ${timeoutMs} ms: ${res.status} ${res.body.slice(0, 500)}`);
     await sleep(250);
   }
 }

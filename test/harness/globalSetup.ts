@@ -52,11 +52,14 @@ export async function setup(project: TestProject): Promise<void> {
   // HA_SIGNER_K8S_SKIP_CRDS=1 starts without applying crds/ (while developing a CRD that does not apply yet).
   const crdDir = process.env.HA_SIGNER_K8S_SKIP_CRDS === '1' ? undefined : path.join(REPO_ROOT, 'crds');
   plane = await ControlPlane.start({ binaries, ...(crdDir ? { crdDir } : {}) });
-  console.log(`control plane: kubernetes ${binaries.version} ready in ${(plane.startMillis / 1000).toFixed(1)}s at ${plane.server} (kubeconfig ${plane.kubeconfigPath})`);
+  console.log(
+    `control plane: kubernetes ${binaries.version} ready in ${(plane.startMillis / 1000).toFixed(1)}s at ${plane.server} (kubeconfig ${plane.kubeconfigPath})`,
+  );
   const kubeletDir = await mkdtemp(path.join(os.tmpdir(), 'ha-signer-kubelet-'));
   // Image mode: pods of the built image run inside it; pods of other project image names run from the checkout.
   const built = findBuiltImage();
-  if (built.available) console.log(`local kubelet: pods of ${built.image!.ref} run inside the image; other ha-signer images from the checkout`);
+  if (built.available)
+    console.log(`local kubelet: pods of ${built.image!.ref} run inside the image; other ha-signer images from the checkout`);
   kubelet = new LocalKubelet({
     ...(built.available ? { imageContainers: new ImageContainers(built.image!) } : {}),
     kubeConfig: plane.kubeConfig(),

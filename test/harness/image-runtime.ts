@@ -59,7 +59,14 @@ function hostTool(name: string): string {
 
 let tools: Record<'unshare' | 'mount' | 'setpriv' | 'mkdir' | 'ln' | 'sh', string> | undefined;
 function hostTools() {
-  tools ??= { unshare: hostTool('unshare'), mount: hostTool('mount'), setpriv: hostTool('setpriv'), mkdir: hostTool('mkdir'), ln: hostTool('ln'), sh: hostTool('sh') };
+  tools ??= {
+    unshare: hostTool('unshare'),
+    mount: hostTool('mount'),
+    setpriv: hostTool('setpriv'),
+    mkdir: hostTool('mkdir'),
+    ln: hostTool('ln'),
+    sh: hostTool('sh'),
+  };
   return tools;
 }
 
@@ -78,11 +85,14 @@ function mountScript(spec: RunInImageSpec, merged: string, upper: string, work: 
   const lines = ['set -e'];
   const R = q(merged);
   const inRoot = (p: string) => q(path.posix.join(merged, p));
-  lines.push(`${t.mount} -t overlay overlay -o lowerdir=${checkPath(spec.image.rootfs, 'image rootfs')},upperdir=${checkPath(upper, 'overlay upper dir')},workdir=${checkPath(work, 'overlay work dir')} ${R}`);
+  lines.push(
+    `${t.mount} -t overlay overlay -o lowerdir=${checkPath(spec.image.rootfs, 'image rootfs')},upperdir=${checkPath(upper, 'overlay upper dir')},workdir=${checkPath(work, 'overlay work dir')} ${R}`,
+  );
   lines.push(`${t.mkdir} -p ${inRoot('/proc')} ${inRoot('/dev')} ${inRoot('/etc')} ${inRoot('/tmp')}`);
   lines.push(`${t.mount} -t proc -o nosuid,nodev,noexec proc ${inRoot('/proc')}`);
   lines.push(`${t.mount} -t tmpfs -o nosuid,mode=0755,size=1024k devtmp ${inRoot('/dev')}`);
-  for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) lines.push(`: > ${inRoot(`/dev/${d}`)}`, `${t.mount} --bind /dev/${d} ${inRoot(`/dev/${d}`)}`);
+  for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty'])
+    lines.push(`: > ${inRoot(`/dev/${d}`)}`, `${t.mount} --bind /dev/${d} ${inRoot(`/dev/${d}`)}`);
   lines.push(`${t.ln} -s /proc/self/fd ${inRoot('/dev/fd')}`);
   for (const [i, n] of ['stdin', 'stdout', 'stderr'].entries()) lines.push(`${t.ln} -s /proc/self/fd/${i} ${inRoot(`/dev/${n}`)}`);
   lines.push(`${t.mkdir} ${inRoot('/dev/shm')}`, `${t.mount} -t tmpfs -o nosuid,nodev,mode=1777,size=65536k shm ${inRoot('/dev/shm')}`);
@@ -116,7 +126,10 @@ export async function spawnInImage(spec: RunInImageSpec): Promise<ChildProcess> 
   await rm(dir, { recursive: true, force: true });
   const [merged, upper, work, etc] = ['merged', 'upper', 'work', 'etc'].map((d) => path.join(dir, d)) as [string, string, string, string];
   for (const d of [merged, upper, work, etc]) await mkdir(d, { recursive: true });
-  await writeFile(path.join(etc, 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n${spec.ip ? `${spec.ip}\t${spec.hostname}\n` : ''}`);
+  await writeFile(
+    path.join(etc, 'hosts'),
+    `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n${spec.ip ? `${spec.ip}\t${spec.hostname}\n` : ''}`,
+  );
   await writeFile(path.join(etc, 'hostname'), `${spec.hostname}\n`);
   if (spec.terminationLog) {
     await mkdir(path.dirname(spec.terminationLog), { recursive: true });
@@ -132,7 +145,10 @@ export async function spawnInImage(spec: RunInImageSpec): Promise<ChildProcess> 
 }
 
 /** Runs argv in the image to completion (for `--version`-style checks): exit code, stdout and stderr. */
-export async function runInImage(spec: Omit<RunInImageSpec, 'stdio' | 'detached'>, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runInImage(
+  spec: Omit<RunInImageSpec, 'stdio' | 'detached'>,
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = await spawnInImage({ ...spec, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

@@ -52,14 +52,18 @@ function commandExists(cmd: string): boolean {
 
 /** The last built image, or why there is none (one line). */
 export function findBuiltImage(cacheDir = process.env.HA_SIGNER_IMAGE_CACHE ?? path.join(REPO_ROOT, '.cache/image')): ImageAvailability {
-  const skip = (why: string): ImageAvailability => ({ available: false, skipReason: `image tests skipped: ${why}; run \`${IMAGE_BUILD_HINT}\` to enable them` });
+  const skip = (why: string): ImageAvailability => ({
+    available: false,
+    skipReason: `image tests skipped: ${why}; run \`${IMAGE_BUILD_HINT}\` to enable them`,
+  });
   if (!commandExists('buildah')) return skip('buildah is not installed');
   if (process.getuid?.() !== 0) return skip('running the image (chroot, mounts) needs root');
   for (const tool of ['unshare', 'mount']) if (!commandExists(tool)) return skip(`${tool} (util-linux) is not installed`);
   const current = path.join(cacheDir, 'current.json');
   if (!existsSync(current)) return skip(`no image built (${path.relative(REPO_ROOT, current)} missing)`);
   const image = JSON.parse(readFileSync(current, 'utf8')) as BuiltImage;
-  if (!existsSync(image.rootfs) || !statSync(image.rootfs).isDirectory()) return skip(`the image's root filesystem ${image.rootfs} is gone`);
+  if (!existsSync(image.rootfs) || !statSync(image.rootfs).isDirectory())
+    return skip(`the image's root filesystem ${image.rootfs} is gone`);
   return { available: true, image };
 }
 
@@ -86,7 +90,9 @@ export function imageUser(image: BuiltImage): { uid: number; gid: number } {
   const [u = '0', g] = image.config.user.split(':');
   const lookup = (file: string, name: string, field: number): number | undefined => {
     try {
-      const line = readFileSync(path.join(image.rootfs, file), 'utf8').split('\n').find((l) => l.split(':')[0] === name);
+      const line = readFileSync(path.join(image.rootfs, file), 'utf8')
+        .split('\n')
+        .find((l) => l.split(':')[0] === name);
       return line ? Number(line.split(':')[field]) : undefined;
     } catch {
       return undefined;

@@ -22,7 +22,10 @@ export function k8sEnv(): K8sTestEnv {
 }
 
 /** `describe` that skips (silently: globalSetup printed the reason once) when no control plane is available. */
-export const describeK8s = ((name: string, fn: () => void) => describe.skipIf(!k8sEnv().available)(name, fn)) as (name: string, fn: () => void) => void;
+export const describeK8s = ((name: string, fn: () => void) => describe.skipIf(!k8sEnv().available)(name, fn)) as (
+  name: string,
+  fn: () => void,
+) => void;
 
 function env(): Required<Pick<K8sTestEnv, 'kubeconfigPath' | 'kubeletDir'>> & K8sTestEnv {
   const e = k8sEnv();
@@ -79,9 +82,15 @@ export interface TestNamespace {
 /** Creates a fresh namespace and waits until its default ServiceAccount exists (pods need it to be admitted). */
 export async function createTestNamespace(prefix = 'test'): Promise<TestNamespace> {
   const { core } = clients();
-  const name = `${prefix}-${randomBytes(4).toString('hex')}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63);
+  const name = `${prefix}-${randomBytes(4).toString('hex')}`
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .slice(0, 63);
   await core.createNamespace({ body: { metadata: { name, labels: { 'ha-signer.test/namespace': 'true' } } } });
-  await waitFor(() => core.readNamespacedServiceAccount({ name: 'default', namespace: name }), { timeoutMs: 30_000, message: `default ServiceAccount in ${name}` });
+  await waitFor(() => core.readNamespacedServiceAccount({ name: 'default', namespace: name }), {
+    timeoutMs: 30_000,
+    message: `default ServiceAccount in ${name}`,
+  });
   return {
     name,
     async delete(opts = {}) {
@@ -133,7 +142,12 @@ export interface ServiceResponse {
 }
 
 /** Calls `path` on every ready endpoint of the Service (as a client inside the cluster would, one by one). */
-export async function callService(namespace: string, service: string, path: string, init: RequestInit & { portName?: string } = {}): Promise<ServiceResponse[]> {
+export async function callService(
+  namespace: string,
+  service: string,
+  path: string,
+  init: RequestInit & { portName?: string } = {},
+): Promise<ServiceResponse[]> {
   const eps = await serviceEndpoints(namespace, service, init.portName);
   return await Promise.all(
     eps.map(async (endpoint) => {
@@ -165,7 +179,9 @@ export async function describePod(namespace: string, pod: k8s.V1Pod | string): P
   const p = typeof pod === 'string' ? await core.readNamespacedPod({ name: pod, namespace }).catch(() => undefined) : pod;
   if (!p) return `pod ${String(pod)} not found`;
   const name = p.metadata!.name!;
-  const states = (p.status?.containerStatuses ?? []).map((c) => `${c.name}: ready=${c.ready} restarts=${c.restartCount} ${JSON.stringify(c.state)}`);
+  const states = (p.status?.containerStatuses ?? []).map(
+    (c) => `${c.name}: ready=${c.ready} restarts=${c.restartCount} ${JSON.stringify(c.state)}`,
+  );
   const logs = (await podLogs(namespace, name)).split('\n').slice(-20).join('\n');
   return `pod ${namespace}/${name} phase=${p.status?.phase} ip=${p.status?.podIP}\n${states.join('\n')}\nlogs:\n${logs}`;
 }

