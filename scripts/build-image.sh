@@ -180,12 +180,13 @@ fi
 created="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 # RUN steps reach the npm registry through the host's network: trust the CA bundle the host's npm trusts (a TLS-
 # inspecting proxy's CA, for example) through a bind mount, never baked into a layer.
-trust_args=()
+printf 'update-notifier=false\nfund=false\naudit=false\n' >"$CACHE/tmp/npmrc"
+trust_args=(-v "$CACHE/tmp/npmrc:/root/.npmrc:ro")
 host_cafile="$(npm config get cafile 2>/dev/null || true)"
 [ -n "$host_cafile" ] && [ "$host_cafile" != null ] && [ -f "$host_cafile" ] || host_cafile="${NODE_EXTRA_CA_CERTS:-}"
 if [ -n "$host_cafile" ] && [ -f "$host_cafile" ]; then
-  printf 'cafile=/run/build-host-ca.crt\n' >"$CACHE/tmp/npmrc"
-  trust_args=(-v "$host_cafile:/run/build-host-ca.crt:ro" -v "$CACHE/tmp/npmrc:/root/.npmrc:ro")
+  printf 'cafile=/run/build-host-ca.crt\n' >>"$CACHE/tmp/npmrc"
+  trust_args+=(-v "$host_cafile:/run/build-host-ca.crt:ro")
 fi
 build_started=$(date +%s)
 # An image already stored under this key (a run stopped before its outputs, say) is only described again below.
