@@ -10,6 +10,7 @@
  *   --sections  run only these; the other sections already in DIR/results.json are kept (each notes its own time and load)
  */
 import './lib/quiet.ts';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -72,8 +73,21 @@ const previous: Results | undefined =
   args.sections && existsSync(`${outDir}/results.json`)
     ? (JSON.parse(await readFile(`${outDir}/results.json`, 'utf8')) as Results)
     : undefined;
+const git = (...args: string[]): string => {
+  try {
+    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+};
 const results: Results = {
   generatedAt: new Date().toISOString(),
+  // What was measured: dist/ is built from the working tree, so uncommitted changes under src/ are named too.
+  commit: git('rev-parse', '--short', 'HEAD'),
+  uncommittedSrc: git('status', '--porcelain', '--', 'src')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.slice(3)),
   node: process.version,
   cpus: cpus().length,
   sections: { ...(previous?.sections ?? {}) },

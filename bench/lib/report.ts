@@ -19,6 +19,8 @@ export interface SectionMeta {
 
 export interface Results {
   generatedAt: string;
+  commit?: string;
+  uncommittedSrc?: string[];
   node: string;
   cpus: number;
   sections: {
@@ -149,7 +151,8 @@ export function renderMarkdown(results: Results, chartFile: string): string {
   const out: string[] = [
     '# Benchmark results',
     '',
-    `Written by \`npm run bench\` (bench/run.ts); raw figures in [results.json](results.json). Node ${results.node}, ${results.cpus} CPU cores, ` +
+    `Written by \`npm run bench\` (bench/run.ts); raw figures in [results.json](results.json). Commit ${results.commit ?? '?'}` +
+      `${results.uncommittedSrc?.length ? ` with uncommitted changes in ${results.uncommittedSrc.join(', ')}` : ''}; Node ${results.node}, ${results.cpus} CPU cores, ` +
       'embedded PostgreSQL 18 with fsync on, everything (benchmark, signers, PostgreSQL) on the same machine. Each figure is the median over ' +
       'repeated runs with the range in parentheses; the implementations alternate within each repeat. Machine load is given per section: this ' +
       'machine was shared with other work, so absolute figures move with it; the ratios come from runs taken back to back.',
@@ -275,10 +278,11 @@ export function renderChart(core: CoreCell[]): Buffer {
   const colors = { 'ha-signer': [31, 119, 180], aztec: [230, 120, 20], floor: [120, 120, 120] } as const;
   const panel = (nodes: number, title: string): { title: string; series: Series[] } => {
     const series: Series[] = [];
+    const names = { 'ha-signer': 'ha-signer', aztec: '@aztec/validator-ha-signer 4.1.2', floor: 'floor (same SQL, plain pg)' } as const;
     for (const impl of ['ha-signer', 'aztec', 'floor'] as const) {
       const cells = core.filter((c) => c.impl === impl && c.nodes === nodes).sort((a, b) => a.concurrency - b.concurrency);
       if (cells.length === 0) continue;
-      series.push({ label: `${impl} p50`, color: colors[impl], points: cells.map((c) => ({ x: c.concurrency, y: c.p50.median })) });
+      series.push({ label: `${names[impl]} p50`, color: colors[impl], points: cells.map((c) => ({ x: c.concurrency, y: c.p50.median })) });
       series.push({
         label: `${impl} p99`,
         color: colors[impl],
