@@ -3,7 +3,8 @@
  * outcome, reason — never a slot, an address or a caller.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { DutyType, type ProtectionObserver } from '../protection/index.js';
+import { DutyType, type ProtectionObserver, type ReplicationStatus } from '../protection/index.js';
+import type { ReadinessReport } from './readiness.js';
 
 export type SignOutcome = 'signed' | 'already_signed' | 'slashing_protection' | 'invalid' | 'denied' | 'unavailable' | 'error';
 export type AuthDenialReason = 'missing' | 'invalid' | 'forbidden' | 'review_unavailable' | 'client_list_invalid';
@@ -43,6 +44,32 @@ export interface PoolStatsSource {
   poolStats(): { total: number; idle: number; waiting: number };
 }
 
+/** The readiness checks exported one by one (`ha_signer_readiness_check{check}`), from the last /readyz report. */
+export interface ReadinessChecksSource {
+  lastReport: Pick<ReadinessReport, 'checks' | 'historyRegressions'>;
+}
+
+/** The last replication check of the protection core (cached there; no query per scrape). */
+export interface ReplicationStatusSource {
+  current: Pick<ReplicationStatus, 'required' | 'confirming' | 'standbys'> | undefined;
+}
+
+/** Reasons of 503 answers on the signing route (the body's `reason`), bounded; anything else counts as `other`. */
+const UNAVAILABLE_REASONS: ReadonlySet<string> = new Set([
+  'DatabaseUnavailableError',
+  'SchemaVersionError',
+  'SynchronousReplicationRequiredError',
+  'DatabaseRegressedError',
+  'DutyInProgress',
+  'SigningLockLost',
+  'ShuttingDown',
+  'AuthenticationUnavailable',
+  'Internal',
+]);
+
+export const unavailableReasonLabel = (reason: unknown): string =>
+  typeof reason === 'string' && UNAVAILABLE_REASONS.has(reason) ? reason : 'other';
+
 export class SignerMetrics {
   readonly registry = new Registry();
   readonly signRequests: Counter<'duty_type' | 'outcome'>;
@@ -61,7 +88,13 @@ export class SignerMetrics {
   readonly keysLoaded: Gauge;
   readonly synchronousReplication: Gauge;
   readonly historyRegressed: Gauge;
+  readonly synchronousReplicationRequired: Gauge;
+  readonly poolMax: Gauge;
+  readonly dutiesInProgress: Counter<'duty_type'>;
+  readonly signUnavailable: Counter<'reason'>;
   private poolSource: PoolStatsSource | undefined;
+  private readinessSource: ReadinessChecksSource | undefined;
+  private replicationSource: ReplicationStatusSource | undefined;
 
   constructor() {
     const registers = [this.registry];
@@ -154,6 +187,61 @@ export class SignerMetrics {
       help: 'Validators whose protection database holds less history than their external high-water mark (duties at or below it refused)',
       registers,
     });
+    this.synchronousReplicationRequired = new Gauge({
+      name: 'ha_signer_database_synchronous_replication_required',
+      help: '1 when this replica refuses duties without synchronous replication (requireSynchronousReplication), else 0',
+      registers,
+    });
+    this.poolMax = new Gauge({
+      name: 'ha_signer_database_pool_max',
+      help: 'Configured maximum of PostgreSQL pool connections (VALIDATOR_HA_POOL_MAX); compare with ha_signer_db_pool_connections',
+      registers,
+    });
+    this.dutiesInProgress = new Counter({
+      name: 'ha_signer_duty_in_progress_total',
+      help: 'Requests answered 503 DutyInProgress: another node still held the duty, unsigned, after signingTimeoutMs',
+      labelNames: ['duty_type'],
+      registers,
+    });
+    this.signUnavailable = new Counter({
+      name: 'ha_signer_sign_unavailable_total',
+      help: "Signing requests answered 503, by the answer's reason (DatabaseUnavailableError, DutyInProgress, ShuttingDown, ...)",
+      labelNames: ['reason'],
+      registers,
+    });
+    const readiness = (): ReadinessChecksSource['lastReport'] | undefined => this.readinessSource?.lastReport;
+    new Gauge({
+      name: 'ha_signer_readiness_check',
+      help: 'Readiness checks of /readyz, 1 when passing: database (reachable), schema, rollup_binding, keys, started, synchronous_replication (in place; fails readiness only when required), history (no validator below its high-water mark; never fails readiness)',
+      labelNames: ['check'],
+      registers,
+      collect() {
+        const report = readiness();
+        if (!report) return;
+        const { checks } = report;
+        this.set({ check: 'database' }, checks.database ? 1 : 0);
+        this.set({ check: 'schema' }, checks.schema ? 1 : 0);
+        this.set({ check: 'rollup_binding' }, checks.rollupBinding ? 1 : 0);
+        this.set({ check: 'keys' }, checks.keys ? 1 : 0);
+        this.set({ check: 'started' }, checks.started ? 1 : 0);
+        this.set({ check: 'synchronous_replication' }, checks.synchronousReplication === true ? 1 : 0);
+        this.set({ check: 'history' }, (report.historyRegressions?.length ?? 0) === 0 ? 1 : 0);
+      },
+    });
+    const replication = (): ReplicationStatusSource['current'] => this.replicationSource?.current;
+    new Gauge({
+      name: 'ha_signer_database_standbys',
+      help: 'Standbys of the protection database at the last replication check: required (by synchronous_standby_names), confirming (synchronous, replying), connected (any, including asynchronous)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        const status = replication();
+        if (!status) return;
+        this.set({ kind: 'required' }, status.required);
+        this.set({ kind: 'confirming' }, status.confirming);
+        this.set({ kind: 'connected' }, status.standbys.length);
+      },
+    });
     const poolStats = (): ReturnType<PoolStatsSource['poolStats']> | undefined => this.poolSource?.poolStats();
     new Gauge({
       name: 'ha_signer_db_pool_connections',
@@ -168,12 +256,27 @@ export class SignerMetrics {
         this.set({ state: 'waiting' }, stats.waiting);
       },
     });
-    for (const dutyType of Object.values(DutyType))
+    // Series present from the start, so increase() also sees a first event.
+    for (const dutyType of Object.values(DutyType)) {
       this.slashingProtectionTriggered.inc({ duty_type: dutyType, reason: 'different_hash' }, 0);
+      this.dutiesInProgress.inc({ duty_type: dutyType }, 0);
+    }
+    for (const reason of UNAVAILABLE_REASONS) this.signUnavailable.inc({ reason }, 0);
   }
 
-  setPoolSource(source: PoolStatsSource): void {
+  /** The pool's live counts, and its configured maximum. */
+  setPoolSource(source: PoolStatsSource, max?: number): void {
     this.poolSource = source;
+    if (max !== undefined) this.poolMax.set(max);
+  }
+
+  /** Per-check readiness gauges and standby counts read these sources' last state at scrape time. */
+  setReadinessSource(source: ReadinessChecksSource): void {
+    this.readinessSource = source;
+  }
+
+  setReplicationSource(source: ReplicationStatusSource | undefined): void {
+    this.replicationSource = source;
   }
 
   /** The protection core's hooks, recorded as metrics. */
@@ -187,6 +290,7 @@ export class SignerMetrics {
       lockWaited: (dutyType, waitedMs) => this.lockWait.observe({ duty_type: dutyType }, waitedMs / 1000),
       signingSucceeded: (dutyType, durationMs) => this.signingDuration.observe({ duty_type: dutyType }, durationMs / 1000),
       signingFailed: (dutyType, reason) => this.signingFailures.inc({ duty_type: dutyType, reason }),
+      dutyInProgress: (dutyType) => this.dutiesInProgress.inc({ duty_type: dutyType }),
       cleanedUp: (kind, count) => this.cleanedUp.inc({ kind }, count),
       replicationChecked: (synchronous) => this.synchronousReplication.set(synchronous ? 1 : 0),
       historyChecked: (regressed) => this.historyRegressed.set(regressed),

@@ -57,12 +57,14 @@ export async function serveCommand(args: string[]): Promise<void> {
 
   const metrics = new SignerMetrics();
   metrics.keysLoaded.set(backend.addresses().length);
+  metrics.synchronousReplicationRequired.set(safety.requireSynchronousReplication ? 1 : 0);
   let signer: ValidatorHASigner | undefined;
   let stopping = false;
   const readiness = new ReadinessMonitor((ready) => {
     metrics.ready.set(ready ? 1 : 0);
     app.log.info({ ready, reasons: readiness.lastReport.reasons }, ready ? 'ready' : 'not ready');
   });
+  metrics.setReadinessSource(readiness);
   const serverDeps = {
     ...(tls ? { serverFactory: tls.serverFactory } : {}),
     backend,
@@ -150,7 +152,8 @@ export async function serveCommand(args: string[]): Promise<void> {
         await created.db.close().catch(() => {});
         throw error;
       }
-      metrics.setPoolSource(created.db);
+      metrics.setPoolSource(created.db, pool.options.max);
+      metrics.setReplicationSource(created.signer.gates.replication);
       readiness.attach({
         db: created.db,
         rollupAddress: resolved.rollupAddress,

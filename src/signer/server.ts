@@ -10,7 +10,7 @@ import type { ErrorBody } from '../wire.js';
 import { ROUTES } from '../wire.js';
 import { BODY_LIMIT_BYTES } from './config.js';
 import { HttpError, badUrlResponse, errorResponse } from './http-errors.js';
-import type { AuthDenialReason } from './metrics.js';
+import { type AuthDenialReason, unavailableReasonLabel } from './metrics.js';
 import type { SignerServerDeps } from './routes/context.js';
 import { healthRoutes } from './routes/health.js';
 import { jsonRpcRoutes } from './routes/jsonrpc.js';
@@ -90,6 +90,8 @@ export function buildSignerServer(deps: SignerServerDeps): FastifyInstance {
     const response = errorResponse(error);
     if (request.routeOptions.url === ROUTES.sign)
       request.signMetrics = { dutyType: request.signMetrics?.dutyType ?? 'unknown', outcome: response.outcome };
+    if (request.routeOptions.url === ROUTES.sign && response.status === 503)
+      metrics.signUnavailable.inc({ reason: unavailableReasonLabel((response.body as { reason?: unknown }).reason) });
     if (response.status >= 500)
       request.log.warn({ err: (error as Error)?.message, status: response.status, route: request.routeOptions.url }, 'request failed');
     else if (response.outcome === 'slashing_protection') {
