@@ -281,7 +281,7 @@ describe.skipIf(!promtool || !helm)('promtool', () => {
       groups: rulesFile.groups.map((g) => ({
         ...g,
         rules: g.rules.map(({ annotations: _a, ...r }) =>
-          r.alert === 'HASignerPoolSaturated' ? { ...r, expr: r.expr.replace('> 0', '> 5') } : r,
+          r.alert === 'HASignerPoolSaturated' ? { ...r, expr: r.expr.replace('>= 0.9', '>= 1.5') } : r,
         ),
       })),
     };
