@@ -168,7 +168,7 @@ describe('alerts and dashboard use exported metric names', () => {
         ).toEqual([]);
   });
 
-  it('the dashboard covers signing by outcome, latency, lock waits, takeovers, pool, readiness per replica, operator reconciles', () => {
+  it('the dashboard covers signing by outcome, latency, lock waits, takeovers, pool, readiness, failover safety, JSON-RPC, operator', () => {
     const all = dashboardQueries.map((q) => q.expr).join('\n');
     for (const needed of [
       /sum by \(outcome\) \(rate\(ha_signer_sign_requests_total/,
@@ -178,6 +178,16 @@ describe('alerts and dashboard use exported metric names', () => {
       /ha_signer_db_pool_connections/,
       /max by \(pod\) \(ha_signer_ready/,
       /sum by \(result\) \(rate\(ha_signer_operator_reconciles_total/,
+      /ha_signer_database_pool_max/,
+      /min by \(pod, check\) \(ha_signer_readiness_check/,
+      /ha_signer_database_synchronous_replication\{/,
+      /ha_signer_database_standbys/,
+      /ha_signer_database_history_regressed_validators/,
+      /sum by \(reason\) \(rate\(ha_signer_sign_unavailable_total/,
+      /sum by \(method, outcome\) \(rate\(ha_signer_jsonrpc_requests_total/,
+      /ha_signer_jsonrpc_request_duration_seconds_bucket/,
+      /outcome=~"signed_unclaimed/,
+      /ha_signer_tls_certificate_not_after_seconds/,
     ])
       expect(all).toMatch(needed);
     expect(new Set(dashboard.panels.map((p) => p.id)).size).toBe(dashboard.panels.length);
