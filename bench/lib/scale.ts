@@ -52,14 +52,17 @@ export async function runKeyScale(
 }
 
 export interface StoredCell {
+  /** Rows when the measurements of this cell began (the benchmark's own duties add to it as it runs). */
   storedDuties: number;
   tableBytes: number;
   pruning: boolean;
   concurrency: number;
+  /** For a baseline cell: the size of the grown table it was measured alongside (alternating, repeat by repeat). */
+  baselineFor?: number;
   dutiesPerSecond: Spread;
   p50: Spread;
   p99: Spread;
-  /** Pruning on: rows the concurrent prune round deleted and how long it took. */
+  /** Pruning on: rows the concurrent prune round deleted (median) and how long it took (median). */
   pruned?: number;
   pruneSeconds?: number;
 }
@@ -70,6 +73,74 @@ export interface StoredScale {
   plans: Record<string, Plan[]>;
 }
 
+interface Sample {
+  dps: number;
+  p50: number;
+  p99: number;
+  pruned?: number;
+  pruneSeconds?: number;
+}
+
+/** One measurement on a table: a node (pruning on: with a prune round over a freshly added old slice running meanwhile). */
+async function measure(
+  url: string,
+  size: number,
+  pruning: boolean,
+  concurrency: number,
+  slice: number,
+  firstSlot: number,
+  options: ScaleOptions,
+): Promise<{ sample: Sample; signed: number }> {
+  const node = await ourNode({ url, nodeId: `stored-${slice}`, ...(pruning ? { pruneAfterHours: 1 } : {}) });
+  let prune: Promise<void> | undefined;
+  const sample: Partial<Sample> = {};
+  try {
+    if (pruning) {
+      await loadOldSlice(url, slice, Math.max(1, Math.round(size / LOADED_VALIDATORS / 1000)));
+      const t0 = performance.now();
+      prune = node.prune(3_600_000).then((n) => {
+        sample.pruned = n;
+        sample.pruneSeconds = (performance.now() - t0) / 1000;
+      });
+    }
+    const loop = await signingLoop({
+      nodes: [node],
+      concurrency,
+      validators: LOADED_VALIDATORS,
+      firstSlot,
+      warmupMs: options.warmupMs,
+      measureMs: options.measureMs,
+    });
+    await prune;
+    return {
+      sample: { ...sample, dps: loop.duties / loop.seconds, p50: percentile(loop.latencies, 50), p99: percentile(loop.latencies, 99) },
+      signed: loop.signedTotal,
+    };
+  } finally {
+    await node.stop();
+  }
+}
+
+function storedCell(storedDuties: number, tableBytes: number, pruning: boolean, concurrency: number, samples: Sample[]): StoredCell {
+  const pruned = samples.map((x) => x.pruned).filter((x): x is number => x !== undefined);
+  const pruneSeconds = samples.map((x) => x.pruneSeconds).filter((x): x is number => x !== undefined);
+  return {
+    storedDuties,
+    tableBytes,
+    pruning,
+    concurrency,
+    dutiesPerSecond: spread(samples.map((x) => x.dps)),
+    p50: spread(samples.map((x) => x.p50)),
+    p99: spread(samples.map((x) => x.p99)),
+    ...(pruned.length ? { pruned: spread(pruned).median, pruneSeconds: spread(pruneSeconds).median } : {}),
+  };
+}
+
+/**
+ * The grown table is measured at each size; at every size after the first, each repeat also measures a fresh
+ * table of the first size right before it (a baseline taken under the same machine conditions), so "10 million vs
+ * 1 thousand" compares runs taken back to back rather than minutes apart.
+ */
 export async function runStoredScale(
   server: BenchPostgres,
   sizes: number[],
@@ -80,8 +151,16 @@ export async function runStoredScale(
   const cells: StoredCell[] = [];
   const loadSeconds: Record<string, number> = {};
   const plans: Record<string, Plan[]> = {};
+  const baseSize = sizes[0]!;
   let loaded = 0;
   let nextSlot = BENCH_FIRST_SLOT;
+  let slice = 1;
+  const log = (label: string, cell: StoredCell): void =>
+    options.log?.(
+      `${label} ${cell.storedDuties.toLocaleString('en-US')} pruning ${cell.pruning ? 'on ' : 'off'} c=${cell.concurrency}: ` +
+        `${cell.dutiesPerSecond.median.toFixed(0)} duties/s, p50 ${cell.p50.median.toFixed(2)} p99 ${cell.p99.median.toFixed(2)} ms` +
+        `${cell.pruned !== undefined ? `, prune deleted ${cell.pruned} in ${cell.pruneSeconds?.toFixed(2)} s` : ''}`,
+    );
   try {
     for (const [stage, size] of sizes.entries()) {
       loadSeconds[size] = await loadHistory(db.url, loaded, size, options.log);
@@ -91,52 +170,33 @@ export async function runStoredScale(
       plans[size] = await explainHotStatements(db.url, nextSlot);
       for (const pruning of [false, true]) {
         for (const concurrency of concurrencies) {
-          const results: { dps: number; p50: number; p99: number }[] = [];
-          let pruned: number | undefined;
-          let pruneSeconds: number | undefined;
+          const grown: Sample[] = [];
+          const base: Sample[] = [];
+          let baseRows = baseSize;
+          let baseBytes = 0;
           for (let repeat = 0; repeat < options.repeats; repeat++) {
-            const node = await ourNode({ url: db.url, nodeId: `stored-${repeat}`, ...(pruning ? { pruneAfterHours: 1 } : {}) });
-            let prune: Promise<void> | undefined;
-            if (pruning) {
-              // An old slice per validator, deleted by a prune round that runs while the duties are signed.
-              await loadOldSlice(db.url, stage * 10 + repeat + 1 + concurrency, Math.max(1, Math.round(size / LOADED_VALIDATORS / 1000)));
-              const t0 = performance.now();
-              prune = node.prune(3_600_000).then((n) => {
-                pruned = n;
-                pruneSeconds = (performance.now() - t0) / 1000;
-              });
+            if (stage > 0) {
+              const small = await server.freshDatabase('stored_base');
+              try {
+                await loadHistory(small.url, 0, baseSize);
+                ({ rows: baseRows, bytes: baseBytes } = await tableSize(small.url));
+                base.push((await measure(small.url, baseSize, pruning, concurrency, slice++, BENCH_FIRST_SLOT, options)).sample);
+              } finally {
+                await server.dropDatabase(small.name);
+              }
             }
-            try {
-              const loop = await signingLoop({
-                nodes: [node],
-                concurrency,
-                validators: LOADED_VALIDATORS,
-                firstSlot: nextSlot,
-                warmupMs: options.warmupMs,
-                measureMs: options.measureMs,
-              });
-              nextSlot += loop.signedTotal + concurrency * 2 + 1000;
-              results.push({ dps: loop.duties / loop.seconds, p50: percentile(loop.latencies, 50), p99: percentile(loop.latencies, 99) });
-              await prune;
-            } finally {
-              await node.stop();
-            }
+            const run = await measure(db.url, size, pruning, concurrency, slice++, nextSlot, options);
+            nextSlot += run.signed + concurrency * 2 + 1000;
+            grown.push(run.sample);
           }
-          const cell: StoredCell = {
-            storedDuties: rows,
-            tableBytes: bytes,
-            pruning,
-            concurrency,
-            dutiesPerSecond: spread(results.map((r) => r.dps)),
-            p50: spread(results.map((r) => r.p50)),
-            p99: spread(results.map((r) => r.p99)),
-            ...(pruned !== undefined ? { pruned, pruneSeconds } : {}),
-          };
+          if (stage > 0) {
+            const cell = { ...storedCell(baseRows, baseBytes, pruning, concurrency, base), baselineFor: rows };
+            cells.push(cell);
+            log('  baseline', cell);
+          }
+          const cell = storedCell(rows, bytes, pruning, concurrency, grown);
           cells.push(cell);
-          options.log?.(
-            `stored ${rows.toLocaleString('en-US')} pruning ${pruning ? 'on ' : 'off'} c=${concurrency}: ${cell.dutiesPerSecond.median.toFixed(0)} duties/s, ` +
-              `p50 ${cell.p50.median.toFixed(2)} p99 ${cell.p99.median.toFixed(2)} ms${pruned !== undefined ? `, prune deleted ${pruned} in ${pruneSeconds?.toFixed(2)} s` : ''}`,
-          );
+          log('stored', cell);
         }
       }
     }
