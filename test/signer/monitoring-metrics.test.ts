@@ -66,6 +66,27 @@ describe('serve: monitoring metrics', () => {
     expect(await metricValue(replica.url, 'ha_signer_sign_unavailable_total', { reason: 'DatabaseUnavailableError' })).toBe(0);
     expect(await metricValue(replica.url, 'ha_signer_sign_requests_total', { outcome: 'unavailable' })).toBe(2);
   });
+
+  it('a replica whose database does not answer: database check 0 before the protection core starts', async () => {
+    const deadPort = await freePort();
+    const replica = startReplica({
+      nodeId: 'no-database',
+      port: await freePort(),
+      env: { ...fixture.baseEnv, VALIDATOR_HA_DATABASE_URL: `postgresql://signer:x@127.0.0.1:${deadPort}/signer` },
+      logFile: join(fixture.dir, 'no-database.log'),
+    });
+    fixture.replicas.push(replica);
+    const deadline = Date.now() + 20_000;
+    let text = '';
+    while (!/^ha_signer_readiness_check\{check="database"\} /m.test(text)) {
+      if (Date.now() > deadline) throw new Error('no readiness check series from the replica without a database');
+      text = await metricsText(replica.url).catch(() => '');
+      if (text === '') await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(text).toMatch(/^ha_signer_readiness_check\{check="database"\} 0$/m);
+    expect(text).toMatch(/^ha_signer_readiness_check\{check="started"\} 0$/m);
+    expect(text).toMatch(/^ha_signer_ready 0$/m);
+  });
 });
 
 describe('SignerMetrics', () => {
