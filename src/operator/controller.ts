@@ -16,6 +16,8 @@ import { GROUP, KIND, PLURAL, VERSION, type ValidatorHASignerResource } from './
 export interface ControllerOptions {
   /** Watch one namespace; undefined: all. */
   namespace?: string;
+  /** False with namespace-scoped RBAC (--namespaced): no cluster-scoped objects. Default true. */
+  clusterScoped?: boolean;
   claimsNamespace: string;
   defaultImage: string;
   workers: number;
@@ -110,7 +112,7 @@ export class Controller {
     this.reconciler = new Reconciler(
       kube,
       { vhs: this.vhs, jobs, deployments, secrets: this.secrets },
-      { ownershipNamespace: opts.claimsNamespace, defaultImage: opts.defaultImage, instance: opts.instance, log: opts.log, enqueue: (k) => this.queue.add(k) },
+      { ownershipNamespace: opts.claimsNamespace, clusterScoped: opts.clusterScoped ?? true, defaultImage: opts.defaultImage, instance: opts.instance, log: opts.log, enqueue: (k) => this.queue.add(k) },
     );
   }
 

@@ -17,7 +17,7 @@ export function statusOf(err: unknown): ApiStatus | undefined {
   const e = err as { code?: unknown; body?: unknown };
   if (typeof e?.code !== 'number') return undefined;
   let reason = '';
-  let message = '';
+  let message: string;
   try {
     const body = typeof e.body === 'string' ? (JSON.parse(e.body) as { reason?: string; message?: string }) : (e.body as { reason?: string; message?: string });
     reason = body?.reason ?? '';
