@@ -32,17 +32,21 @@ const OPTIONS = {
 async function run(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags('migrate', args, OPTIONS, true);
   const direction = positionals[0];
-  if (direction !== 'up' && direction !== 'down') throw new UsageError(`migrate needs a direction: 'up' or 'down', got ${JSON.stringify(direction ?? '')}`);
+  if (direction !== 'up' && direction !== 'down')
+    throw new UsageError(`migrate needs a direction: 'up' or 'down', got ${JSON.stringify(direction ?? '')}`);
   if (positionals.length > 1) throw new UsageError(`migrate takes one direction, got extra arguments: ${positionals.slice(1).join(' ')}`);
   let count: number | undefined;
   if (values.count !== undefined) {
     if (direction !== 'down') throw new UsageError('--count applies to migrate down only');
-    if (!/^[1-9][0-9]*$/.test(values.count)) throw new UsageError(`--count: expected a positive integer, got ${JSON.stringify(values.count)}`);
+    if (!/^[1-9][0-9]*$/.test(values.count))
+      throw new UsageError(`--count: expected a positive integer, got ${JSON.stringify(values.count)}`);
     count = Number(values.count);
   }
   const rollupAddress = (values['rollup-address'] ?? process.env[ENV.rollupAddress])?.trim();
   if (rollupAddress !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(rollupAddress)) {
-    throw new UsageError(`--rollup-address (or ${ENV.rollupAddress}): expected 0x followed by 40 hex digits, got ${JSON.stringify(rollupAddress)}`);
+    throw new UsageError(
+      `--rollup-address (or ${ENV.rollupAddress}): expected 0x followed by 40 hex digits, got ${JSON.stringify(rollupAddress)}`,
+    );
   }
   const aztecSchema = aztecSchemaFlag(direction, values['aztec-schema']);
   if (values.force && direction !== 'down') throw new UsageError('--force applies to migrate down only');
@@ -61,7 +65,10 @@ async function run(args: string[]): Promise<void> {
       ...(values.force ? { force: true } : {}),
     });
   } catch (err) {
-    if (direction === 'up') writeTerminationMessage(JSON.stringify({ msg: 'migrate up failed', error: (err as Error).message, ...(databaseIdentity ? { databaseIdentity } : {}) }));
+    if (direction === 'up')
+      writeTerminationMessage(
+        JSON.stringify({ msg: 'migrate up failed', error: (err as Error).message, ...(databaseIdentity ? { databaseIdentity } : {}) }),
+      );
     throw err;
   }
   // What the run did and did not touch (down: removed/untouched/protectionLost; up: Aztec schema and who accepts it).
@@ -82,7 +89,8 @@ async function run(args: string[]): Promise<void> {
 function aztecSchemaFlag(direction: 'up' | 'down', raw: string | undefined): 1 | 2 | undefined {
   if (raw === undefined) return undefined;
   if (direction !== 'up') throw new UsageError('--aztec-schema applies to migrate up only');
-  if (raw !== '1' && raw !== '2') throw new UsageError(`--aztec-schema: expected 1 or 2 (Aztec's schema_version), got ${JSON.stringify(raw)}`);
+  if (raw !== '1' && raw !== '2')
+    throw new UsageError(`--aztec-schema: expected 1 or 2 (Aztec's schema_version), got ${JSON.stringify(raw)}`);
   return raw === '1' ? 1 : 2;
 }
 

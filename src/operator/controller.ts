@@ -64,7 +64,11 @@ export class Controller {
       async () =>
         (ns
           ? await kube.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns })
-          : await kube.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as k8s.KubernetesListObject<ValidatorHASignerResource>,
+          : await kube.custom.listClusterCustomObject({
+              group: GROUP,
+              version: VERSION,
+              plural: PLURAL,
+            })) as k8s.KubernetesListObject<ValidatorHASignerResource>,
       {
         add: (o) => {
           this.secrets.ensure(o.metadata.namespace);
@@ -92,7 +96,10 @@ export class Controller {
       kc,
       'jobs',
       ns ? `/apis/batch/v1/namespaces/${ns}/jobs` : '/apis/batch/v1/jobs',
-      () => (ns ? kube.batch.listNamespacedJob({ namespace: ns, labelSelector: MANAGED }) : kube.batch.listJobForAllNamespaces({ labelSelector: MANAGED })),
+      () =>
+        ns
+          ? kube.batch.listNamespacedJob({ namespace: ns, labelSelector: MANAGED })
+          : kube.batch.listJobForAllNamespaces({ labelSelector: MANAGED }),
       { add: owned, update: owned, delete: owned },
       { labelSelector: MANAGED, log, onError: onError('jobs') },
     );
@@ -100,19 +107,39 @@ export class Controller {
       kc,
       'deployments',
       ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments',
-      () => (ns ? kube.apps.listNamespacedDeployment({ namespace: ns, labelSelector: MANAGED }) : kube.apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED })),
+      () =>
+        ns
+          ? kube.apps.listNamespacedDeployment({ namespace: ns, labelSelector: MANAGED })
+          : kube.apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED }),
       { add: owned, update: owned, delete: owned },
       { labelSelector: MANAGED, log, onError: onError('deployments') },
     );
     const secretChanged = (s: k8s.V1Secret) => {
-      for (const v of this.vhs.list(s.metadata!.namespace)) if (referencedSecrets(v).some((u) => u.name === s.metadata!.name)) enqueue(keyOf(v));
+      for (const v of this.vhs.list(s.metadata!.namespace))
+        if (referencedSecrets(v).some((u) => u.name === s.metadata!.name)) enqueue(keyOf(v));
     };
-    this.secrets = new SecretInformers(kc, kube, { add: secretChanged, update: secretChanged, delete: secretChanged }, { log, onError: onError('secrets') });
-    this.informers.push(this.vhs as ManagedInformer<k8s.KubernetesObject>, jobs as ManagedInformer<k8s.KubernetesObject>, deployments as ManagedInformer<k8s.KubernetesObject>);
+    this.secrets = new SecretInformers(
+      kc,
+      kube,
+      { add: secretChanged, update: secretChanged, delete: secretChanged },
+      { log, onError: onError('secrets') },
+    );
+    this.informers.push(
+      this.vhs as ManagedInformer<k8s.KubernetesObject>,
+      jobs as ManagedInformer<k8s.KubernetesObject>,
+      deployments as ManagedInformer<k8s.KubernetesObject>,
+    );
     this.reconciler = new Reconciler(
       kube,
       { vhs: this.vhs, jobs, deployments, secrets: this.secrets },
-      { ownershipNamespace: opts.claimsNamespace, clusterScoped: opts.clusterScoped ?? true, defaultImage: opts.defaultImage, instance: opts.instance, log: opts.log, enqueue: (k) => this.queue.add(k) },
+      {
+        ownershipNamespace: opts.claimsNamespace,
+        clusterScoped: opts.clusterScoped ?? true,
+        defaultImage: opts.defaultImage,
+        instance: opts.instance,
+        log: opts.log,
+        enqueue: (k) => this.queue.add(k),
+      },
     );
   }
 
@@ -136,7 +163,13 @@ export class Controller {
     await Promise.all(this.informers.map((i) => i.start()));
     const deadline = Date.now() + syncTimeoutMs;
     while (!this.synced()) {
-      if (Date.now() > deadline) throw new Error(`informers not synced after ${syncTimeoutMs} ms: ${this.informers.filter((i) => !i.synced()).map((i) => i.name).join(', ')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `informers not synced after ${syncTimeoutMs} ms: ${this.informers
+            .filter((i) => !i.synced())
+            .map((i) => i.name)
+            .join(', ')}`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const v of this.vhs.list()) this.lastGeneration.set(`${v.metadata.namespace}/${v.metadata.name}`, v.metadata.generation ?? 0);
@@ -154,7 +187,8 @@ export class Controller {
   private async removeLegacyClaims(): Promise<void> {
     try {
       for (const cm of await this.kube.listConfigMaps(this.opts.claimsNamespace, 'ha-signer.dev/claim=database')) {
-        if (await this.kube.deleteConfigMapIf(this.opts.claimsNamespace, cm.metadata!.name!, cm.metadata!.uid!)) this.opts.log('removed a legacy database claim', { configMap: cm.metadata!.name });
+        if (await this.kube.deleteConfigMapIf(this.opts.claimsNamespace, cm.metadata!.name!, cm.metadata!.uid!))
+          this.opts.log('removed a legacy database claim', { configMap: cm.metadata!.name });
       }
     } catch (err) {
       this.opts.log('legacy database claims not removed', { error: describeError(err) });
@@ -183,7 +217,11 @@ export class Controller {
         this.metrics.reconciles.inc({ result: problem ? 'problem' : 'error' });
         this.metrics.errors.inc();
         const delay = this.queue.addRateLimited(key);
-        this.opts.log(problem ? 'resource needs a fix' : 'reconcile failed', { key, error: problem ? (err as Error).message : describeError(err), retryInMs: delay });
+        this.opts.log(problem ? 'resource needs a fix' : 'reconcile failed', {
+          key,
+          error: problem ? (err as Error).message : describeError(err),
+          retryInMs: delay,
+        });
       } finally {
         end();
         this.queue.done(key);
@@ -195,10 +233,12 @@ export class Controller {
   /** Healthy unless an informer has failed to talk to the API server for longer than `staleMs`. */
   healthy(staleMs = 120_000): { ok: boolean; detail: string } {
     if (!this.started) return { ok: true, detail: 'standby' };
-    const stale = this.informers.filter((i) => {
-      const since = i.failingSince();
-      return since !== undefined && Date.now() - since > staleMs;
-    }).map((i) => i.name);
+    const stale = this.informers
+      .filter((i) => {
+        const since = i.failingSince();
+        return since !== undefined && Date.now() - since > staleMs;
+      })
+      .map((i) => i.name);
     const secretsSince = this.secrets.failingSince();
     if (secretsSince !== undefined && Date.now() - secretsSince > staleMs) stale.push('secrets');
     return stale.length ? { ok: false, detail: `informers not connected: ${stale.join(', ')}` } : { ok: true, detail: 'ok' };

@@ -19,7 +19,10 @@ export function statusOf(err: unknown): ApiStatus | undefined {
   let reason = '';
   let message: string;
   try {
-    const body = typeof e.body === 'string' ? (JSON.parse(e.body) as { reason?: string; message?: string }) : (e.body as { reason?: string; message?: string });
+    const body =
+      typeof e.body === 'string'
+        ? (JSON.parse(e.body) as { reason?: string; message?: string })
+        : (e.body as { reason?: string; message?: string });
     reason = body?.reason ?? '';
     message = body?.message ?? '';
   } catch {
@@ -88,7 +91,14 @@ export class Kube {
 
   async deleteObject(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<boolean> {
     try {
-      await this.objects.delete({ apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } }, undefined, undefined, undefined, undefined, 'Background');
+      await this.objects.delete(
+        { apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        'Background',
+      );
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -109,7 +119,9 @@ export class Kube {
   }
 
   async readValidatorHASigner(namespace: string, name: string): Promise<ValidatorHASignerResource | undefined> {
-    return (await orUndefined(this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }))) as ValidatorHASignerResource | undefined;
+    return (await orUndefined(
+      this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }),
+    )) as ValidatorHASignerResource | undefined;
   }
 
   async listPods(namespace: string, labelSelector: string): Promise<k8s.V1Pod[]> {
@@ -149,12 +161,22 @@ export class Kube {
     );
   }
 
-  async createEvent(vhs: ValidatorHASignerResource, type: 'Normal' | 'Warning', reason: string, action: string, note: string, instance: string): Promise<void> {
+  async createEvent(
+    vhs: ValidatorHASignerResource,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    action: string,
+    note: string,
+    instance: string,
+  ): Promise<void> {
     await this.events.createNamespacedEvent({
       namespace: vhs.metadata.namespace,
       body: {
         // client-go style name: <object>.<hex time>; generateName would need a trailing alphanumeric.
-        metadata: { name: `${vhs.metadata.name}.${Date.now().toString(16)}${randomBytes(3).toString('hex')}`, namespace: vhs.metadata.namespace },
+        metadata: {
+          name: `${vhs.metadata.name}.${Date.now().toString(16)}${randomBytes(3).toString('hex')}`,
+          namespace: vhs.metadata.namespace,
+        },
         eventTime: new k8s.V1MicroTime(),
         reportingController: `${GROUP}/operator`,
         reportingInstance: instance.slice(0, 128),
@@ -209,7 +231,11 @@ export class Kube {
   /** Deletes the ConfigMap if it still has `uid` (precondition); false when gone or changed. */
   async deleteConfigMapIf(namespace: string, name: string, uid: string, resourceVersion?: string): Promise<boolean> {
     try {
-      await this.core.deleteNamespacedConfigMap({ namespace, name, body: { preconditions: { uid, ...(resourceVersion ? { resourceVersion } : {}) } } });
+      await this.core.deleteNamespacedConfigMap({
+        namespace,
+        name,
+        body: { preconditions: { uid, ...(resourceVersion ? { resourceVersion } : {}) } },
+      });
       return true;
     } catch (err) {
       if (isConflict(err) || isNotFound(err)) return false;

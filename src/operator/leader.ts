@@ -39,7 +39,9 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
-export function validateLeaderElection(o: Pick<LeaderElectionOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'>): string | undefined {
+export function validateLeaderElection(
+  o: Pick<LeaderElectionOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'>,
+): string | undefined {
   if (!(o.leaseDurationMs > o.renewDeadlineMs)) return '--lease-duration must be greater than --renew-deadline';
   if (!(o.renewDeadlineMs > o.retryPeriodMs * 1.2)) return '--renew-deadline must be greater than 1.2 × --retry-period';
   if (o.retryPeriodMs < 1) return '--retry-period must be positive';
@@ -71,7 +73,11 @@ export class LeaderElector {
    */
   async acquire(signal: AbortSignal): Promise<boolean> {
     while (!signal.aborted) {
-      if (await this.tryAcquireOrRenew().catch((e: Error) => (this.opts.log?.(`leader election: ${e.message}`, { err: errorSummary(e) }), false))) {
+      if (
+        await this.tryAcquireOrRenew().catch(
+          (e: Error) => (this.opts.log?.(`leader election: ${e.message}`, { err: errorSummary(e) }), false),
+        )
+      ) {
         this.leading = true;
         this.opts.log?.(`leader election: ${this.opts.identity} acquired lease ${this.opts.namespace}/${this.opts.name}`);
         return true;
@@ -90,11 +96,15 @@ export class LeaderElector {
     while (!signal.aborted) {
       await sleep(this.opts.retryPeriodMs, signal);
       if (signal.aborted) break;
-      const ok = await this.tryAcquireOrRenew().catch((e: Error) => (this.opts.log?.(`leader election: renew failed: ${e.message}`, { err: errorSummary(e) }), false));
+      const ok = await this.tryAcquireOrRenew().catch(
+        (e: Error) => (this.opts.log?.(`leader election: renew failed: ${e.message}`, { err: errorSummary(e) }), false),
+      );
       if (ok) lastRenew = Date.now();
       else if (Date.now() - lastRenew >= this.opts.renewDeadlineMs) {
         this.leading = false;
-        this.opts.log?.(`leader election: ${this.opts.identity} lost lease ${this.opts.namespace}/${this.opts.name} (no renewal within ${this.opts.renewDeadlineMs} ms)`);
+        this.opts.log?.(
+          `leader election: ${this.opts.identity} lost lease ${this.opts.namespace}/${this.opts.name} (no renewal within ${this.opts.renewDeadlineMs} ms)`,
+        );
         return 'lost';
       }
     }
@@ -134,7 +144,13 @@ export class LeaderElector {
             apiVersion: 'coordination.k8s.io/v1',
             kind: 'Lease',
             metadata: { name, namespace },
-            spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: now,
+              renewTime: now,
+              leaseTransitions: 0,
+            },
           },
         });
         this.observe(this.lease);
@@ -174,7 +190,13 @@ export class LeaderElector {
 
   private observe(lease: k8s.V1Lease): void {
     const s = lease.spec ?? {};
-    const record = JSON.stringify([s.holderIdentity, String(s.renewTime), String(s.acquireTime), s.leaseDurationSeconds, s.leaseTransitions]);
+    const record = JSON.stringify([
+      s.holderIdentity,
+      String(s.renewTime),
+      String(s.acquireTime),
+      s.leaseDurationSeconds,
+      s.leaseTransitions,
+    ]);
     if (record !== this.observedRecord) {
       this.observedRecord = record;
       this.observedAt = Date.now();

@@ -34,13 +34,15 @@ export function parseDuration(flag: string, raw: string): number {
 }
 
 function parseIntFlag(flag: string, raw: string, min: number, max: number): number {
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > max) throw new FlagError(`${flag}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > max)
+    throw new FlagError(`${flag}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   return Number(raw);
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 function namespaceFlag(flag: string, raw: string): string {
-  if (!DNS_LABEL.test(raw) || raw.length > 63) throw new FlagError(`${flag}: ${JSON.stringify(raw)} is not a valid namespace name (lower-case DNS label)`);
+  if (!DNS_LABEL.test(raw) || raw.length > 63)
+    throw new FlagError(`${flag}: ${JSON.stringify(raw)} is not a valid namespace name (lower-case DNS label)`);
   return raw;
 }
 
@@ -93,7 +95,8 @@ export function parseOperatorArgs(args: string[], env: NodeJS.ProcessEnv = proce
   const kubeconfig = values.kubeconfig;
   if (kubeconfig !== undefined && !existsSync(kubeconfig)) throw new FlagError(`--kubeconfig: file ${kubeconfig} not found`);
   const watchNs = values.namespace ?? (env.WATCH_NAMESPACE || undefined);
-  const namespace = watchNs === undefined ? undefined : namespaceFlag(values.namespace !== undefined ? '--namespace' : 'WATCH_NAMESPACE', watchNs);
+  const namespace =
+    watchNs === undefined ? undefined : namespaceFlag(values.namespace !== undefined ? '--namespace' : 'WATCH_NAMESPACE', watchNs);
   const namespaced = values.namespaced === true || env.HA_SIGNER_OPERATOR_NAMESPACED === 'true';
   if (namespaced && namespace === undefined) throw new FlagError('--namespaced needs --namespace (the one namespace its Roles cover)');
   let leNs = values['leader-election-namespace'] ?? (env.POD_NAMESPACE || undefined);
@@ -107,7 +110,8 @@ export function parseOperatorArgs(args: string[], env: NodeJS.ProcessEnv = proce
   const le = values['leader-elect'] ?? 'true';
   if (le !== 'true' && le !== 'false') throw new FlagError(`--leader-elect: expected true or false, got ${JSON.stringify(le)}`);
   const leaseName = values['lease-name'] ?? 'ha-signer-operator';
-  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(leaseName) || leaseName.length > 253) throw new FlagError(`--lease-name: ${JSON.stringify(leaseName)} is not a valid object name`);
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(leaseName) || leaseName.length > 253)
+    throw new FlagError(`--lease-name: ${JSON.stringify(leaseName)} is not a valid object name`);
   const leaseDurationMs = parseDuration('--lease-duration', values['lease-duration'] ?? '15s');
   const renewDeadlineMs = parseDuration('--renew-deadline', values['renew-deadline'] ?? '10s');
   const retryPeriodMs = parseDuration('--retry-period', values['retry-period'] ?? '2s');
@@ -144,7 +148,8 @@ export function loadKubeConfig(cfg: Pick<OperatorConfig, 'kubeconfig'>, env: Nod
   const kc = new k8s.KubeConfig();
   if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
   else if (env.KUBECONFIG) kc.loadFromDefault();
-  else if (env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster(env.HA_SIGNER_FS_ROOT && env.HA_SIGNER_FS_ROOT !== '/' ? env.HA_SIGNER_FS_ROOT.replace(/\/+$/, '') : '');
+  else if (env.KUBERNETES_SERVICE_HOST)
+    kc.loadFromCluster(env.HA_SIGNER_FS_ROOT && env.HA_SIGNER_FS_ROOT !== '/' ? env.HA_SIGNER_FS_ROOT.replace(/\/+$/, '') : '');
   else throw new FlagError('no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, or run in a pod');
   return kc;
 }
@@ -199,7 +204,14 @@ export async function startOperator(cfg: OperatorConfig): Promise<RunningOperato
     },
   });
   const port = (server.address() as { port: number }).port;
-  log('operator starting', { identity: cfg.identity, namespace: cfg.namespace ?? '(all)', namespaced: cfg.namespaced, image: cfg.image, port, leaderElection: cfg.leaderElect ? `${cfg.leaderElectionNamespace}/${cfg.leaseName}` : 'off' });
+  log('operator starting', {
+    identity: cfg.identity,
+    namespace: cfg.namespace ?? '(all)',
+    namespaced: cfg.namespaced,
+    image: cfg.image,
+    port,
+    leaderElection: cfg.leaderElect ? `${cfg.leaderElectionNamespace}/${cfg.leaseName}` : 'off',
+  });
 
   const abort = new AbortController();
   const done = (async () => {
@@ -226,7 +238,9 @@ export async function startOperator(cfg: OperatorConfig): Promise<RunningOperato
       if (elector && !controllerError) {
         // Hand over at once instead of making the next leader wait a lease duration; a failure is logged with
         // its cause (e.g. 403 when the RBAC went first), not swallowed.
-        await elector.release().catch((err: unknown) => log('leader election: releasing the lease failed; the next leader waits for it to expire', { err }));
+        await elector
+          .release()
+          .catch((err: unknown) => log('leader election: releasing the lease failed; the next leader waits for it to expire', { err }));
       }
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

@@ -4,18 +4,44 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 export class OperatorMetrics {
   readonly registry = new Registry();
-  readonly reconciles = new Counter({ name: 'ha_signer_operator_reconciles_total', help: 'Reconciles by result (success, problem, error).', labelNames: ['result'], registers: [this.registry] });
-  readonly errors = new Counter({ name: 'ha_signer_operator_reconcile_errors_total', help: 'Reconciles that failed and were re-queued with backoff.', registers: [this.registry] });
+  readonly reconciles = new Counter({
+    name: 'ha_signer_operator_reconciles_total',
+    help: 'Reconciles by result (success, problem, error).',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'ha_signer_operator_reconcile_errors_total',
+    help: 'Reconciles that failed and were re-queued with backoff.',
+    registers: [this.registry],
+  });
   readonly duration = new Histogram({
     name: 'ha_signer_operator_reconcile_duration_seconds',
     help: 'Duration of one reconcile.',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  readonly queueDepth = new Gauge({ name: 'ha_signer_operator_queue_depth', help: 'Keys waiting in the work queue.', registers: [this.registry] });
-  readonly leader = new Gauge({ name: 'ha_signer_operator_leader', help: '1 while this replica holds the leader lease.', registers: [this.registry] });
-  readonly resources = new Gauge({ name: 'ha_signer_operator_resources', help: 'ValidatorHASigners in the informer cache.', registers: [this.registry] });
-  readonly watchErrors = new Counter({ name: 'ha_signer_operator_watch_errors_total', help: 'Informer list/watch errors (each restarts the informer).', labelNames: ['informer'], registers: [this.registry] });
+  readonly queueDepth = new Gauge({
+    name: 'ha_signer_operator_queue_depth',
+    help: 'Keys waiting in the work queue.',
+    registers: [this.registry],
+  });
+  readonly leader = new Gauge({
+    name: 'ha_signer_operator_leader',
+    help: '1 while this replica holds the leader lease.',
+    registers: [this.registry],
+  });
+  readonly resources = new Gauge({
+    name: 'ha_signer_operator_resources',
+    help: 'ValidatorHASigners in the informer cache.',
+    registers: [this.registry],
+  });
+  readonly watchErrors = new Counter({
+    name: 'ha_signer_operator_watch_errors_total',
+    help: 'Informer list/watch errors (each restarts the informer).',
+    labelNames: ['informer'],
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'ha_signer_operator_' });

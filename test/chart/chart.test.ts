@@ -270,12 +270,14 @@ describe.skipIf(!helm)('chart values', () => {
   it('maxHeapMiB: NODE_OPTIONS bounds the heap below the memory limit (RSS was 422.5 MiB over the 384Mi limit without it)', () => {
     const env = (objs: ReturnType<typeof template>) => deployment(objs).spec!.template.spec!.containers[0]!.env!;
     expect(env(template()).find((e) => e.name === 'NODE_OPTIONS')?.value).toBe('--max-old-space-size=192');
-    expect(env(template('--set', 'maxHeapMiB=512', '--set', 'resources.limits.memory=1Gi')).find((e) => e.name === 'NODE_OPTIONS')?.value).toBe(
-      '--max-old-space-size=512',
-    );
+    expect(
+      env(template('--set', 'maxHeapMiB=512', '--set', 'resources.limits.memory=1Gi')).find((e) => e.name === 'NODE_OPTIONS')?.value,
+    ).toBe('--max-old-space-size=512');
     expect(env(template('--set', 'maxHeapMiB=0')).some((e) => e.name === 'NODE_OPTIONS')).toBe(false);
     expect(templateError('--set', 'maxHeapMiB=384')).toMatch(/maxHeapMiB \(384\) must be below resources.limits.memory \(384Mi, 384 MiB\)/);
-    expect(templateError('--set', 'maxHeapMiB=2048', '--set', 'resources.limits.memory=2Gi')).toMatch(/must be below resources.limits.memory/);
+    expect(templateError('--set', 'maxHeapMiB=2048', '--set', 'resources.limits.memory=2Gi')).toMatch(
+      /must be below resources.limits.memory/,
+    );
     expect(templateError('--set', 'maxHeapMiB=-1')).toMatch(/maxHeapMiB/);
   });
 

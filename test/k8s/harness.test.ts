@@ -65,10 +65,15 @@ describeK8s('k8s test harness', () => {
     const job = await waitFor(
       async () => {
         const j = await batch.readNamespacedJob({ name: 'version', namespace: ns.name });
-        if (j.status?.conditions?.some((x) => x.type === 'Failed' && x.status === 'True')) throw new Error(`job failed: ${JSON.stringify(j.status)}`);
+        if (j.status?.conditions?.some((x) => x.type === 'Failed' && x.status === 'True'))
+          throw new Error(`job failed: ${JSON.stringify(j.status)}`);
         return j.status?.conditions?.some((x) => x.type === 'Complete' && x.status === 'True') ? j : undefined;
       },
-      { timeoutMs: 60_000, message: async () => `Job version to complete; ${(await Promise.all((await listPods(ns.name, 'job-name=version')).map((p) => describePod(ns.name, p)))).join('\n')}` },
+      {
+        timeoutMs: 60_000,
+        message: async () =>
+          `Job version to complete; ${(await Promise.all((await listPods(ns.name, 'job-name=version')).map((p) => describePod(ns.name, p)))).join('\n')}`,
+      },
     );
     expect(job.status?.succeeded).toBe(1);
     const [pod] = await listPods(ns.name, 'job-name=version');
@@ -79,7 +84,10 @@ describeK8s('k8s test harness', () => {
 
   it('keeps pods of other images Pending', async () => {
     const { core } = c();
-    await core.createNamespacedPod({ namespace: ns.name, body: { metadata: { name: 'other-image' }, spec: { containers: [{ name: 'x', image: 'busybox:1.36' }] } } });
+    await core.createNamespacedPod({
+      namespace: ns.name,
+      body: { metadata: { name: 'other-image' }, spec: { containers: [{ name: 'x', image: 'busybox:1.36' }] } },
+    });
     const pod = await waitFor(async () => {
       const p = await core.readNamespacedPod({ name: 'other-image', namespace: ns.name });
       return p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'ImageNotSupported' ? p : undefined;
@@ -90,7 +98,9 @@ describeK8s('k8s test harness', () => {
 
   describeK8s('a Deployment of `ha-signer serve`', () => {
     const labels = { 'app.kubernetes.io/name': 'ha-signer', 'app.kubernetes.io/instance': 'harness' };
-    const selector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+    const selector = Object.entries(labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
 
     beforeAll(async () => {
       const { createTestDatabase } = await import('../support/postgres.js');
@@ -103,7 +113,10 @@ describeK8s('k8s test harness', () => {
       });
       await core.createNamespacedConfigMap({
         namespace: ns.name,
-        body: { metadata: { name: 'settings' }, data: { VALIDATOR_HA_ROLLUP_ADDRESS: `0x${'ab'.repeat(20)}`, HA_SIGNER_AUTH_DISABLED: 'true' } },
+        body: {
+          metadata: { name: 'settings' },
+          data: { VALIDATOR_HA_ROLLUP_ADDRESS: `0x${'ab'.repeat(20)}`, HA_SIGNER_AUTH_DISABLED: 'true' },
+        },
       });
       // Migrate the database in-cluster: a Job whose args use $(VAR) expansion of a secretKeyRef env.
       const { batch } = c();
@@ -138,7 +151,11 @@ describeK8s('k8s test harness', () => {
           if (j.status?.conditions?.some((x) => x.type === 'Failed' && x.status === 'True')) throw new Error('migrate job failed');
           return j.status?.conditions?.some((x) => x.type === 'Complete' && x.status === 'True');
         },
-        { timeoutMs: 90_000, message: async () => `migrate Job; ${(await Promise.all((await listPods(ns.name, 'job-name=migrate')).map((p) => describePod(ns.name, p)))).join('\n')}` },
+        {
+          timeoutMs: 90_000,
+          message: async () =>
+            `migrate Job; ${(await Promise.all((await listPods(ns.name, 'job-name=migrate')).map((p) => describePod(ns.name, p)))).join('\n')}`,
+        },
       );
 
       const container: k8s.V1Container = {
@@ -166,7 +183,11 @@ describeK8s('k8s test harness', () => {
             selector: { matchLabels: labels },
             template: {
               metadata: { labels },
-              spec: { terminationGracePeriodSeconds: 5, containers: [container], volumes: [{ name: 'keys', secret: { secretName: 'keys', defaultMode: 0o400 } }] },
+              spec: {
+                terminationGracePeriodSeconds: 5,
+                containers: [container],
+                volumes: [{ name: 'keys', secret: { secretName: 'keys', defaultMode: 0o400 } }],
+              },
             },
           },
         },
@@ -179,12 +200,17 @@ describeK8s('k8s test harness', () => {
 
     const available = async () => {
       const d = await c().apps.readNamespacedDeployment({ name: 'ha-signer', namespace: ns.name });
-      return d.status?.conditions?.some((x) => x.type === 'Available' && x.status === 'True') && d.status?.availableReplicas === 2 ? d : undefined;
+      return d.status?.conditions?.some((x) => x.type === 'Available' && x.status === 'True') && d.status?.availableReplicas === 2
+        ? d
+        : undefined;
     };
     const podsReport = async () => (await Promise.all((await listPods(ns.name, selector)).map((p) => describePod(ns.name, p)))).join('\n');
 
     it('becomes Available with 2 replicas', async () => {
-      const d = await waitFor(available, { timeoutMs: 90_000, message: async () => `Deployment Available with 2 replicas;\n${await podsReport()}` });
+      const d = await waitFor(available, {
+        timeoutMs: 90_000,
+        message: async () => `Deployment Available with 2 replicas;\n${await podsReport()}`,
+      });
       expect(d.status?.readyReplicas).toBe(2);
       const pods = await listPods(ns.name, selector);
       expect(new Set(pods.map((p) => p.status?.podIP)).size).toBe(2);
@@ -192,10 +218,17 @@ describeK8s('k8s test harness', () => {
     });
 
     it('has a Service with 2 ready endpoints that answer HTTP', async () => {
-      const eps = await waitFor(async () => {
-        const e = await serviceEndpoints(ns.name, 'ha-signer', 'http');
-        return e.length === 2 ? e : undefined;
-      }, { timeoutMs: 30_000, message: async () => `two ready endpoints; slices: ${JSON.stringify((await c().discovery.listNamespacedEndpointSlice({ namespace: ns.name })).items)}` });
+      const eps = await waitFor(
+        async () => {
+          const e = await serviceEndpoints(ns.name, 'ha-signer', 'http');
+          return e.length === 2 ? e : undefined;
+        },
+        {
+          timeoutMs: 30_000,
+          message: async () =>
+            `two ready endpoints; slices: ${JSON.stringify((await c().discovery.listNamespacedEndpointSlice({ namespace: ns.name })).items)}`,
+        },
+      );
       expect(eps.every((e) => e.port === 8080)).toBe(true);
       const responses = await callService(ns.name, 'ha-signer', '/readyz', { portName: 'http' });
       expect(responses.map((r) => r.status)).toEqual([200, 200]);
@@ -231,7 +264,10 @@ describeK8s('k8s test harness', () => {
       const pids = pods.map((p) => podProcess(ns.name, p.metadata!.name!, 'ha-signer')?.pid).filter((p): p is number => p !== undefined);
       expect(pids.length).toBe(2);
       await c().apps.deleteNamespacedDeployment({ name: 'ha-signer', namespace: ns.name, propagationPolicy: 'Background' });
-      await waitFor(async () => (await listPods(ns.name, selector)).length === 0, { timeoutMs: 60_000, message: async () => `pods gone;\n${await podsReport()}` });
+      await waitFor(async () => (await listPods(ns.name, selector)).length === 0, {
+        timeoutMs: 60_000,
+        message: async () => `pods gone;\n${await podsReport()}`,
+      });
       await waitFor(() => pids.every((pid) => !isProcessAlive(pid)), { timeoutMs: 15_000, message: `processes ${pids.join(',')} to exit` });
       expect(await serviceEndpoints(ns.name, 'ha-signer', 'http')).toEqual([]);
     });

@@ -46,7 +46,11 @@ export async function stopAllSigners(): Promise<void> {
   await Promise.allSettled(all.map(({ signer }) => signer.stop()));
 }
 
-export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(databaseUrl: string, text: string, values: unknown[] = []): Promise<R[]> {
+export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  databaseUrl: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<R[]> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {

@@ -59,7 +59,13 @@ export function jsonRpcClientsFile(vhs: ValidatorHASignerResource, secrets: Read
 }
 
 export function buildJsonRpcClientsSecret(vhs: ValidatorHASignerResource, file: string): k8s.V1Secret {
-  return { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: ownedMeta(vhs, names.jsonRpcClientsSecret(vhs), 'signer'), data: { [JSONRPC_CLIENTS_KEY]: b64(file) } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: ownedMeta(vhs, names.jsonRpcClientsSecret(vhs), 'signer'),
+    data: { [JSONRPC_CLIENTS_KEY]: b64(file) },
+  };
 }
 
 /** Checksum of the clients file for the pod template (a change rolls the pods; the hash reveals no secret). */

@@ -52,7 +52,8 @@ export function parseDatabaseAddress(uri: string): DatabaseAddress {
 }
 
 function parsePort(p: string): number {
-  if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw new DatabaseUriError(`port ${JSON.stringify(p)} is not a number from 1 to 65535`);
+  if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535)
+    throw new DatabaseUriError(`port ${JSON.stringify(p)} is not a number from 1 to 65535`);
   return Number(p);
 }
 
@@ -92,7 +93,9 @@ export function parseMigrateReport(message: string | undefined): MigrateReport |
     const id = r.databaseIdentity;
     const valid = id && /^\d+$/.test(String(id.systemIdentifier)) && /^\d+$/.test(String(id.oid)) && typeof id.database === 'string';
     return {
-      ...(valid ? { databaseIdentity: { systemIdentifier: String(id.systemIdentifier), database: id.database!, oid: String(id.oid) } } : {}),
+      ...(valid
+        ? { databaseIdentity: { systemIdentifier: String(id.systemIdentifier), database: id.database!, oid: String(id.oid) } }
+        : {}),
       ...(typeof r.schemaVersion === 'string' ? { schemaVersion: r.schemaVersion } : {}),
       ...(typeof r.error === 'string' ? { error: r.error } : {}),
     };

@@ -5,7 +5,16 @@ import { POD_NAME_ENV, PROTECTION_ENV, SAFETY_ENV, SIGNER_ENV } from '../../cont
 import { DATABASE_URL_ENV } from './job.js';
 import { aztecNodesOf, JSONRPC_CLIENTS_KEY } from './aztec-nodes.js';
 import { clientsConfigMapNeeded, serviceAccountAllowList } from './configmap.js';
-import { ANNOTATION_CLIENTS_CHECKSUM, ANNOTATION_SECRETS_CHECKSUM, commonLabels, hash, imageOf, names, ownedMeta, selectorLabels } from './names.js';
+import {
+  ANNOTATION_CLIENTS_CHECKSUM,
+  ANNOTATION_SECRETS_CHECKSUM,
+  commonLabels,
+  hash,
+  imageOf,
+  names,
+  ownedMeta,
+  selectorLabels,
+} from './names.js';
 import { containerSecurityContext, podSecurityContext } from './security.js';
 import { METRICS_PORT_NAME, metricsContainerPort, tlsEnv, tlsVolume } from './tls.js';
 
@@ -48,7 +57,8 @@ export function signerEnv(vhs: ValidatorHASignerResource): k8s.V1EnvVar[] {
   if (s.clients?.disableAuthentication) env.push({ name: SIGNER_ENV.authDisabled, value: 'true' });
   else {
     if (s.clients?.tokens) env.push({ name: SIGNER_ENV.authTokensFile, value: POD_PATHS.tokensFile });
-    if ((s.clients?.serviceAccounts?.length ?? 0) > 0) env.push({ name: SIGNER_ENV.authServiceAccountsFile, value: POD_PATHS.serviceAccountsFile });
+    if ((s.clients?.serviceAccounts?.length ?? 0) > 0)
+      env.push({ name: SIGNER_ENV.authServiceAccountsFile, value: POD_PATHS.serviceAccountsFile });
   }
   const aztecNodes = aztecNodesOf(vhs).length > 0;
   if (aztecNodes) env.push({ name: SIGNER_ENV.jsonRpcClientsFile, value: POD_PATHS.jsonRpcClientsFile });
@@ -67,7 +77,10 @@ function volumes(vhs: ValidatorHASignerResource): { volumes: k8s.V1Volume[]; mou
   }
   if (s.keys.passwordSecretRef) {
     const p = s.keys.passwordSecretRef;
-    vols.push({ name: 'keystore-password', secret: { secretName: p.name, defaultMode: 0o440, items: [{ key: p.key ?? 'password', path: 'password' }] } });
+    vols.push({
+      name: 'keystore-password',
+      secret: { secretName: p.name, defaultMode: 0o440, items: [{ key: p.key ?? 'password', path: 'password' }] },
+    });
     mounts.push({ name: 'keystore-password', mountPath: POD_PATHS.keystorePasswordDir, readOnly: true });
   }
   if (!s.clients?.disableAuthentication) {
@@ -77,10 +90,14 @@ function volumes(vhs: ValidatorHASignerResource): { volumes: k8s.V1Volume[]; mou
       sources.push({ secret: { name: t.name, items: [{ key: t.key ?? 'tokens.json', path: 'tokens.json' }] } });
     }
     if ((s.clients?.serviceAccounts?.length ?? 0) > 0) {
-      sources.push({ configMap: { name: names.clientsConfigMap(vhs), items: [{ key: 'service-accounts.json', path: 'service-accounts.json' }] } });
+      sources.push({
+        configMap: { name: names.clientsConfigMap(vhs), items: [{ key: 'service-accounts.json', path: 'service-accounts.json' }] },
+      });
     }
     if (aztecNodesOf(vhs).length > 0) {
-      sources.push({ secret: { name: names.jsonRpcClientsSecret(vhs), items: [{ key: JSONRPC_CLIENTS_KEY, path: 'jsonrpc-clients.json' }] } });
+      sources.push({
+        secret: { name: names.jsonRpcClientsSecret(vhs), items: [{ key: JSONRPC_CLIENTS_KEY, path: 'jsonrpc-clients.json' }] },
+      });
     }
     if (sources.length > 0) {
       vols.push({ name: 'auth', projected: { sources, defaultMode: 0o440 } });
@@ -119,7 +136,13 @@ export function buildDeployment(vhs: ValidatorHASignerResource, ctx: BuildContex
     env: signerEnv(vhs),
     // Probes on the plain-HTTP metrics port: the same with and without TLS on the signing port.
     readinessProbe: { httpGet: { path: '/readyz', port: METRICS_PORT_NAME }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 3 },
-    livenessProbe: { httpGet: { path: '/livez', port: METRICS_PORT_NAME }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+    livenessProbe: {
+      httpGet: { path: '/livez', port: METRICS_PORT_NAME },
+      initialDelaySeconds: 10,
+      periodSeconds: 10,
+      timeoutSeconds: 3,
+      failureThreshold: 3,
+    },
     resources: s.resources ?? { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
     securityContext: containerSecurityContext(),
     terminationMessagePolicy: 'FallbackToLogsOnError',
@@ -143,7 +166,15 @@ export function buildDeployment(vhs: ValidatorHASignerResource, ctx: BuildContex
             // The client list: a change rolls the pods, so Ready (every pod updated) means every pod serves the new
             // list, and a removed client is revoked on every replica.
             ...(clientsConfigMapNeeded(vhs) || inputs.jsonRpcClientsChecksum
-              ? { [ANNOTATION_CLIENTS_CHECKSUM]: hash({ serviceAccounts: clientsConfigMapNeeded(vhs) ? serviceAccountAllowList(vhs) : [], aztecNodes: inputs.jsonRpcClientsChecksum ?? '' }, 64) }
+              ? {
+                  [ANNOTATION_CLIENTS_CHECKSUM]: hash(
+                    {
+                      serviceAccounts: clientsConfigMapNeeded(vhs) ? serviceAccountAllowList(vhs) : [],
+                      aztecNodes: inputs.jsonRpcClientsChecksum ?? '',
+                    },
+                    64,
+                  ),
+                }
               : {}),
           },
         },

@@ -1,7 +1,13 @@
 /** Resource → the owned objects that should exist once the database is claimed and migrated. Pure. */
 import type * as k8s from '@kubernetes/client-node';
 import type { BuildContext, ValidatorHASignerResource } from '../types.js';
-import { aztecNodesOf, buildAztecNodeSecret, buildJsonRpcClientsSecret, jsonRpcClientsChecksum as jsonRpcClientsChecksumOf, jsonRpcClientsFile } from './aztec-nodes.js';
+import {
+  aztecNodesOf,
+  buildAztecNodeSecret,
+  buildJsonRpcClientsSecret,
+  jsonRpcClientsChecksum as jsonRpcClientsChecksumOf,
+  jsonRpcClientsFile,
+} from './aztec-nodes.js';
 import { buildClientsConfigMap, clientsConfigMapNeeded } from './configmap.js';
 import { buildDeployment } from './deployment.js';
 import { buildNetworkPolicy, networkPolicyEnabled } from './networkpolicy.js';
@@ -57,6 +63,8 @@ export function desiredWorkload(vhs: ValidatorHASignerResource, ctx: BuildContex
     out.push(buildJsonRpcClientsSecret(vhs, file));
     jsonRpcClientsChecksum = jsonRpcClientsChecksumOf(file);
   }
-  out.push(buildDeployment(vhs, ctx, { secretsChecksum: inputs.secretsChecksum, ...(jsonRpcClientsChecksum ? { jsonRpcClientsChecksum } : {}) }));
+  out.push(
+    buildDeployment(vhs, ctx, { secretsChecksum: inputs.secretsChecksum, ...(jsonRpcClientsChecksum ? { jsonRpcClientsChecksum } : {}) }),
+  );
   return out;
 }

@@ -35,7 +35,10 @@ export function buildMigrationJob(vhs: ValidatorHASignerResource, ctx: BuildCont
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: ownedMeta(vhs, name, 'migration', { labels, annotations: { [ANNOTATION_MIGRATION_HASH]: h, 'ha-signer.dev/rollup-version': vhs.spec.rollup.version } }),
+    metadata: ownedMeta(vhs, name, 'migration', {
+      labels,
+      annotations: { [ANNOTATION_MIGRATION_HASH]: h, 'ha-signer.dev/rollup-version': vhs.spec.rollup.version },
+    }),
     spec: {
       backoffLimit: vhs.spec.migration?.backoffLimit ?? 3,
       ttlSecondsAfterFinished: vhs.spec.migration?.ttlSecondsAfterFinished ?? 3600,
@@ -73,7 +76,8 @@ export function buildMigrationJob(vhs: ValidatorHASignerResource, ctx: BuildCont
   };
 }
 
-export type JobOutcome = { state: 'running' } | { state: 'succeeded'; message?: string } | { state: 'failed'; reason: string; message: string };
+export type JobOutcome =
+  { state: 'running' } | { state: 'succeeded'; message?: string } | { state: 'failed'; reason: string; message: string };
 
 /** Reads a Job's outcome from its status conditions (and the termination message of a failed pod, when given). */
 export function jobOutcome(job: k8s.V1Job, podMessage?: string): JobOutcome {
@@ -81,7 +85,11 @@ export function jobOutcome(job: k8s.V1Job, podMessage?: string): JobOutcome {
   const failed = conds.find((c) => (c.type === 'Failed' || c.type === 'FailureTarget') && c.status === 'True');
   if (failed) {
     const base = `${failed.reason ?? 'Failed'}: ${failed.message ?? 'the Job failed'}`;
-    return { state: 'failed', reason: failed.reason ?? 'Failed', message: podMessage ? `${base}; last error: ${podMessage.trim().slice(-2000)}` : base };
+    return {
+      state: 'failed',
+      reason: failed.reason ?? 'Failed',
+      message: podMessage ? `${base}; last error: ${podMessage.trim().slice(-2000)}` : base,
+    };
   }
   if (conds.some((c) => (c.type === 'Complete' || c.type === 'SuccessCriteriaMet') && c.status === 'True')) return { state: 'succeeded' };
   return { state: 'running' };

@@ -12,7 +12,10 @@ export const ANNOTATION_MIGRATION_HASH = 'ha-signer.dev/migration-hash';
 
 /** Hex sha256 of the JSON of `value`, shortened to `length` characters. */
 export function hash(value: unknown, length = 10): string {
-  return createHash('sha256').update(typeof value === 'string' ? value : stableJson(value)).digest('hex').slice(0, length);
+  return createHash('sha256')
+    .update(typeof value === 'string' ? value : stableJson(value))
+    .digest('hex')
+    .slice(0, length);
 }
 
 /** JSON with sorted object keys, so equal values hash equally whatever their key order. */
@@ -56,11 +59,23 @@ export function commonLabels(vhs: ValidatorHASignerResource, component: string):
 }
 
 export function ownerReference(vhs: ValidatorHASignerResource): k8s.V1OwnerReference {
-  return { apiVersion: API_VERSION, kind: KIND, name: vhs.metadata.name, uid: vhs.metadata.uid, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    name: vhs.metadata.name,
+    uid: vhs.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 /** Metadata of an owned, namespaced object. */
-export function ownedMeta(vhs: ValidatorHASignerResource, name: string, component: string, extra: Partial<k8s.V1ObjectMeta> = {}): k8s.V1ObjectMeta {
+export function ownedMeta(
+  vhs: ValidatorHASignerResource,
+  name: string,
+  component: string,
+  extra: Partial<k8s.V1ObjectMeta> = {},
+): k8s.V1ObjectMeta {
   return {
     name,
     namespace: vhs.metadata.namespace,
@@ -83,7 +98,8 @@ export const names = {
   /** Cluster-scoped: cannot be owned by a namespaced resource; the operator deletes it itself. */
   tokenReviewBinding: (namespace: string, name: string) => `ha-signer:tokenreview:${namespace}:${name}`,
   /** `<name>-migrate-<hash>`, at most 63 characters (Job names become pod labels). */
-  migrationJob: (vhs: ValidatorHASignerResource, migrationHash: string) => `${vhs.metadata.name.slice(0, 44).replace(/-+$/, '')}-migrate-${migrationHash}`,
+  migrationJob: (vhs: ValidatorHASignerResource, migrationHash: string) =>
+    `${vhs.metadata.name.slice(0, 44).replace(/-+$/, '')}-migrate-${migrationHash}`,
   /** Ownership record of a database: one per database identity, in the operator's namespace. */
   databaseOwnership: (databaseIdentity: string) => `ha-signer-db-${hash(databaseIdentity, 16)}`,
 };

@@ -36,7 +36,11 @@ function toIso(t: Date | string | undefined): string {
   return (t instanceof Date ? t : new Date(t)).toISOString();
 }
 
-export function buildOwnershipRecord(vhs: ValidatorHASignerResource, databaseIdentity: string, ownershipNamespace: string): k8s.V1ConfigMap {
+export function buildOwnershipRecord(
+  vhs: ValidatorHASignerResource,
+  databaseIdentity: string,
+  ownershipNamespace: string,
+): k8s.V1ConfigMap {
   const o = ownerOf(vhs);
   return {
     apiVersion: 'v1',
@@ -44,7 +48,12 @@ export function buildOwnershipRecord(vhs: ValidatorHASignerResource, databaseIde
     metadata: {
       name: names.databaseOwnership(databaseIdentity),
       namespace: ownershipNamespace,
-      labels: { [LABEL_DATABASE_OWNERSHIP]: 'true', [LABEL_OWNER_RESOURCE_UID]: o.uid, 'app.kubernetes.io/managed-by': FIELD_MANAGER, 'app.kubernetes.io/part-of': 'ha-signer' },
+      labels: {
+        [LABEL_DATABASE_OWNERSHIP]: 'true',
+        [LABEL_OWNER_RESOURCE_UID]: o.uid,
+        'app.kubernetes.io/managed-by': FIELD_MANAGER,
+        'app.kubernetes.io/part-of': 'ha-signer',
+      },
       annotations: { 'ha-signer.dev/database': databaseIdentity },
     },
     data: {

@@ -35,14 +35,17 @@ export function rolloutState(d: k8s.V1Deployment | undefined, pods: k8s.V1Pod[] 
   const current = (st.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0);
   const available = availableReplicas >= minimumAvailable(want);
   const complete = current && available && ready >= want && updated >= want && (st.replicas ?? 0) <= want;
-  const message = complete ? `${ready}/${want} signer pods ready` : `${availableReplicas}/${want} signer pods available, ${updated}/${want} updated${current ? '' : ' (rollout not yet observed)'}`;
+  const message = complete
+    ? `${ready}/${want} signer pods ready`
+    : `${availableReplicas}/${want} signer pods available, ${updated}/${want} updated${current ? '' : ' (rollout not yet observed)'}`;
   const cause = podCause(pods) ?? stalled(d);
   return { available, complete, replicas: st.replicas ?? 0, ready, message, ...(cause && !complete ? { cause } : {}) };
 }
 
 function stalled(d: k8s.V1Deployment): RolloutState['cause'] {
   const p = d.status?.conditions?.find((c) => c.type === 'Progressing');
-  if (p?.status === 'False') return { reason: 'RolloutStalled', message: `rollout stalled: ${p.reason ?? ''}${p.message ? `: ${p.message}` : ''}` };
+  if (p?.status === 'False')
+    return { reason: 'RolloutStalled', message: `rollout stalled: ${p.reason ?? ''}${p.message ? `: ${p.message}` : ''}` };
   return undefined;
 }
 
@@ -58,10 +61,15 @@ function podCause(pods: k8s.V1Pod[]): RolloutState['cause'] {
       const last = c.lastState?.terminated;
       if (waiting?.reason === 'CrashLoopBackOff' || (c.restartCount > 0 && !c.ready && last && last.exitCode !== 0)) {
         const said = last?.message?.trim().split('\n').slice(-5).join(' ').slice(-1500);
-        return { reason: 'SignerCrashLooping', message: `pod ${name}: container ${c.name} restarted ${c.restartCount} times${last ? `, last exit code ${last.exitCode}` : ''}${said ? `: ${said}` : ''}` };
+        return {
+          reason: 'SignerCrashLooping',
+          message: `pod ${name}: container ${c.name} restarted ${c.restartCount} times${last ? `, last exit code ${last.exitCode}` : ''}${said ? `: ${said}` : ''}`,
+        };
       }
-      if (waiting?.reason && PULL.has(waiting.reason)) return { reason: 'ImagePullFailed', message: `pod ${name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
-      if (waiting?.reason && CONFIG.has(waiting.reason)) return { reason: 'PodConfigError', message: `pod ${name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
+      if (waiting?.reason && PULL.has(waiting.reason))
+        return { reason: 'ImagePullFailed', message: `pod ${name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
+      if (waiting?.reason && CONFIG.has(waiting.reason))
+        return { reason: 'PodConfigError', message: `pod ${name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
     }
     const sched = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
     if (sched) return { reason: 'PodsUnschedulable', message: `pod ${name} cannot be scheduled: ${sched.message ?? sched.reason ?? ''}` };

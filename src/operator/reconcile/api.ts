@@ -52,7 +52,14 @@ export interface PodsApi {
 
 export interface StatusApi {
   patchStatus(vhs: ValidatorHASignerResource, status: ValidatorHASignerStatus): Promise<void>;
-  createEvent(vhs: ValidatorHASignerResource, type: 'Normal' | 'Warning', reason: string, action: string, note: string, instance: string): Promise<void>;
+  createEvent(
+    vhs: ValidatorHASignerResource,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    action: string,
+    note: string,
+    instance: string,
+  ): Promise<void>;
 }
 
 export type ReconcileApi = SecretsApi & OwnershipApi & MigrationApi & WorkloadApi & PodsApi & StatusApi & FinalizerApi;

@@ -71,7 +71,10 @@ export class Reconciler {
       // up, then let the resource go. Works also when it was deleted while no operator ran.
       if (finalizers.includes(CLEANUP_FINALIZER)) {
         await this.releaseExternal({ namespace, name, uid: vhs.metadata.uid });
-        await this.api.patchFinalizers(vhs, finalizers.filter((f) => f !== CLEANUP_FINALIZER));
+        await this.api.patchFinalizers(
+          vhs,
+          finalizers.filter((f) => f !== CLEANUP_FINALIZER),
+        );
       }
       return {};
     }
@@ -124,9 +127,19 @@ export class Reconciler {
         return { requeueAfterMs: 30_000 };
       }
     } else if (observed.phase.kind === 'failed') {
-      rec.set('DatabaseClaimed', 'Unknown', 'IdentityUnknown', `migration Job ${observed.jobName} failed before it could read the database's identity (see Migrated)`);
+      rec.set(
+        'DatabaseClaimed',
+        'Unknown',
+        'IdentityUnknown',
+        `migration Job ${observed.jobName} failed before it could read the database's identity (see Migrated)`,
+      );
     } else {
-      rec.set('DatabaseClaimed', 'Unknown', 'IdentityPending', `waiting for migration Job ${observed.jobName} to report the database's identity`);
+      rec.set(
+        'DatabaseClaimed',
+        'Unknown',
+        'IdentityPending',
+        `waiting for migration Job ${observed.jobName} to report the database's identity`,
+      );
     }
 
     if (!(await applyMigrationPhase(migration, observed, inputs.connectionKey))) return {};
@@ -134,12 +147,14 @@ export class Reconciler {
       // An image whose migrate does not report an identity: fall back to the URI's address (weaker, but not none).
       const key = addressKey(inputs.databaseAddress);
       rec.status.databaseIdentity = key;
-      if (!(await claimDatabaseOwnership(ownership, key, vhs.status?.databaseIdentity, inputs.databaseAddress))) return { requeueAfterMs: 30_000 };
+      if (!(await claimDatabaseOwnership(ownership, key, vhs.status?.databaseIdentity, inputs.databaseAddress)))
+        return { requeueAfterMs: 30_000 };
     }
 
     const workload = await applyWorkload(vhs, api, build, inputs.secrets, secretLookup(caches, api), { clusterScoped });
     const nodes = aztecNodesOf(vhs);
-    if (nodes.length > 0) rec.status.aztecNodes = nodes.map((n) => ({ name: n.name, secretName: aztecNodeSecretName(vhs, n), env: aztecNodeEnv(vhs, n) }));
+    if (nodes.length > 0)
+      rec.status.aztecNodes = nodes.map((n) => ({ name: n.name, secretName: aztecNodeSecretName(vhs, n), env: aztecNodeEnv(vhs, n) }));
     else delete rec.status.aztecNodes;
     if (workload.serviceMonitorCrdMissing && !rec.hadReason('Available', 'ServiceMonitorCRDMissing')) {
       const note = 'spec.serviceMonitor.enabled is set but monitoring.coreos.com/v1 is not served: install the prometheus-operator CRDs';
@@ -166,7 +181,12 @@ export class Reconciler {
  * The database's identity: reported by the migration Job, or remembered in status for the same address. Recorded
  * in status (no credentials); undefined while unknown.
  */
-function databaseIdentity(vhs: ValidatorHASignerResource, rec: StatusRecorder, address: string, observed: MigrationObservation): { key: string; label: string } | undefined {
+function databaseIdentity(
+  vhs: ValidatorHASignerResource,
+  rec: StatusRecorder,
+  address: string,
+  observed: MigrationObservation,
+): { key: string; label: string } | undefined {
   const id = observed.identity;
   if (id) {
     rec.status.databaseIdentity = identityKey(id);
@@ -175,7 +195,11 @@ function databaseIdentity(vhs: ValidatorHASignerResource, rec: StatusRecorder, a
   }
   const before = vhs.status;
   if (before?.database?.address === address && before.databaseIdentity && before.database.systemIdentifier) {
-    const remembered = { systemIdentifier: before.database.systemIdentifier, database: before.database.name ?? '', oid: before.database.oid ?? '' };
+    const remembered = {
+      systemIdentifier: before.database.systemIdentifier,
+      database: before.database.name ?? '',
+      oid: before.database.oid ?? '',
+    };
     return { key: before.databaseIdentity, label: describeIdentity(remembered) };
   }
   // Another address than the one identified before (or never identified): not known until the Job reports.

@@ -37,12 +37,23 @@ export async function readInputs(
   const dbKey = dbRef.key ?? 'uri';
   const dbSecret = secrets.get(dbRef.name);
   if (!dbSecret) {
-    rec.problem('DatabaseClaimed', 'SecretNotFound', `Secret ${ns}/${dbRef.name} (spec.database.secretRef) not found: create it in namespace ${ns} with key ${dbKey} holding postgresql://user:password@host:5432/dbname`);
+    rec.problem(
+      'DatabaseClaimed',
+      'SecretNotFound',
+      `Secret ${ns}/${dbRef.name} (spec.database.secretRef) not found: create it in namespace ${ns} with key ${dbKey} holding postgresql://user:password@host:5432/dbname`,
+    );
   }
   const uri = secretValue(dbSecret, dbKey);
   if (uri === undefined || uri.trim() === '') {
-    const keys = Object.keys(dbSecret.data ?? {}).sort().join(', ') || 'none';
-    rec.problem('DatabaseClaimed', 'SecretKeyNotFound', `Secret ${ns}/${dbRef.name} has no key ${dbKey} (spec.database.secretRef.key); its keys: ${keys}`);
+    const keys =
+      Object.keys(dbSecret.data ?? {})
+        .sort()
+        .join(', ') || 'none';
+    rec.problem(
+      'DatabaseClaimed',
+      'SecretKeyNotFound',
+      `Secret ${ns}/${dbRef.name} has no key ${dbKey} (spec.database.secretRef.key); its keys: ${keys}`,
+    );
   }
   let databaseAddress: string;
   try {
@@ -53,11 +64,14 @@ export async function readInputs(
   }
   for (const use of uses.slice(1)) {
     const s = secrets.get(use.name);
-    if (!s) rec.problem('DatabaseClaimed', 'SecretNotFound', `Secret ${ns}/${use.name} (${use.field}) not found: create it in namespace ${ns}`);
+    if (!s)
+      rec.problem('DatabaseClaimed', 'SecretNotFound', `Secret ${ns}/${use.name} (${use.field}) not found: create it in namespace ${ns}`);
     for (const k of use.keys ?? []) {
-      if (secretValue(s, k) === undefined) rec.problem('DatabaseClaimed', 'SecretKeyNotFound', `Secret ${ns}/${use.name} (${use.field}) has no key ${k}`);
+      if (secretValue(s, k) === undefined)
+        rec.problem('DatabaseClaimed', 'SecretKeyNotFound', `Secret ${ns}/${use.name} (${use.field}) has no key ${k}`);
     }
-    if (!use.keys && Object.keys(s.data ?? {}).length === 0) rec.problem('DatabaseClaimed', 'SecretEmpty', `Secret ${ns}/${use.name} (${use.field}) holds no keys`);
+    if (!use.keys && Object.keys(s.data ?? {}).length === 0)
+      rec.problem('DatabaseClaimed', 'SecretEmpty', `Secret ${ns}/${use.name} (${use.field}) holds no keys`);
   }
   return { secrets, databaseAddress, connectionKey: `${databaseAddress}#${hash(uri, 16)}` };
 }

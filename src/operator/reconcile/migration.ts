@@ -86,7 +86,12 @@ export async function applyMigrationPhase(ctx: MigrationContext, obs: MigrationO
   switch (phase.kind) {
     case 'create':
       await api.apply(buildMigrationJob(vhs, build, connectionKey));
-      rec.block('Migrated', 'Migrating', `migration Job ${jobName} created: ha-signer migrate up with ${imageOf(vhs, build.defaultImage)}`, 'Unknown');
+      rec.block(
+        'Migrated',
+        'Migrating',
+        `migration Job ${jobName} created: ha-signer migrate up with ${imageOf(vhs, build.defaultImage)}`,
+        'Unknown',
+      );
       previousRollout();
       return false;
     case 'running':
@@ -97,16 +102,26 @@ export async function applyMigrationPhase(ctx: MigrationContext, obs: MigrationO
       const last = obs.reports.find((r) => r.exitCode !== 0);
       const failed = jobOutcome(obs.job!, last ? (last.report?.error ?? last.message) : undefined);
       const detail = failed.state === 'failed' ? failed.message : '';
-      rec.block('Migrated', 'MigrationFailed', `migration Job ${jobName} failed (${detail}); signer pods are not rolled out on an unmigrated schema. Fix the cause, then delete the Job to retry`);
+      rec.block(
+        'Migrated',
+        'MigrationFailed',
+        `migration Job ${jobName} failed (${detail}); signer pods are not rolled out on an unmigrated schema. Fix the cause, then delete the Job to retry`,
+      );
       previousRollout();
       return false;
     }
     case 'done': {
       const reported = obs.reports.find((r) => r.exitCode === 0)?.report?.schemaVersion;
-      const v = reported ?? (phase.needsReport && imageOf(vhs, build.defaultImage) === build.defaultImage ? bundledSchemaVersion() : undefined);
+      const v =
+        reported ?? (phase.needsReport && imageOf(vhs, build.defaultImage) === build.defaultImage ? bundledSchemaVersion() : undefined);
       if (v) rec.status.schemaVersion = v;
       const schema = rec.status.schemaVersion ? ` (schema ${rec.status.schemaVersion})` : '';
-      rec.set('Migrated', 'True', 'Migrated', `schema migrated by Job ${jobName}${schema}; database bound to rollup ${vhs.spec.rollup.address.toLowerCase()}`);
+      rec.set(
+        'Migrated',
+        'True',
+        'Migrated',
+        `schema migrated by Job ${jobName}${schema}; database bound to rollup ${vhs.spec.rollup.address.toLowerCase()}`,
+      );
       return true;
     }
   }

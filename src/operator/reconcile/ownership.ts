@@ -33,13 +33,19 @@ const keyOf = (v: { metadata: { namespace: string; name: string } }) => `${v.met
  * True when this resource may use the database with ownership key `identity` (owner, or sharing with the same
  * rollup). `label` names the database in messages.
  */
-export async function claimDatabaseOwnership(ctx: OwnershipContext, identity: string, previousIdentity: string | undefined, label = identity): Promise<boolean> {
+export async function claimDatabaseOwnership(
+  ctx: OwnershipContext,
+  identity: string,
+  previousIdentity: string | undefined,
+  label = identity,
+): Promise<boolean> {
   const { vhs, api, rec, ownershipNamespace: ns } = ctx;
   const me = ownerOf(vhs);
   if (previousIdentity && previousIdentity !== identity) {
     // The resource moved to another database: give up the old one (only if still ours).
     const old = await api.readConfigMap(ns, names.databaseOwnership(previousIdentity));
-    if (old && readOwnershipRecord(old)?.owner.uid === me.uid) await api.deleteConfigMapIf(ns, old.metadata!.name!, old.metadata!.uid!, old.metadata!.resourceVersion);
+    if (old && readOwnershipRecord(old)?.owner.uid === me.uid)
+      await api.deleteConfigMapIf(ns, old.metadata!.name!, old.metadata!.uid!, old.metadata!.resourceVersion);
   }
   const owned = `database ${label} owned for rollup ${me.rollupAddress} version ${me.rollupVersion}`;
   const desired = buildOwnershipRecord(vhs, identity, ns);
@@ -57,7 +63,12 @@ export async function claimDatabaseOwnership(ctx: OwnershipContext, identity: st
         rec.set('DatabaseClaimed', 'True', 'Claimed', owned);
         return true;
       case 'shared':
-        rec.set('DatabaseClaimed', 'True', 'SharedWithSameRollup', `database ${label} shared with ValidatorHASigner ${keyOf({ metadata: decision.owner })} (same rollup)`);
+        rec.set(
+          'DatabaseClaimed',
+          'True',
+          'SharedWithSameRollup',
+          `database ${label} shared with ValidatorHASigner ${keyOf({ metadata: decision.owner })} (same rollup)`,
+        );
         return true;
       case 'conflict':
         await refuse(ctx, ownershipConflictMessage(label, decision.owner));
@@ -68,7 +79,8 @@ export async function claimDatabaseOwnership(ctx: OwnershipContext, identity: st
         if (decision) {
           ctx.log('database ownership taken over', { resource: keyOf(vhs), from: keyOf({ metadata: decision.owner }), why: decision.why });
           ctx.enqueue(keyOf({ metadata: decision.owner }));
-          for (const other of ctx.caches.vhs.list()) if (other.status?.databaseIdentity === identity && other.metadata.uid !== me.uid) ctx.enqueue(keyOf(other));
+          for (const other of ctx.caches.vhs.list())
+            if (other.status?.databaseIdentity === identity && other.metadata.uid !== me.uid) ctx.enqueue(keyOf(other));
         }
         rec.set('DatabaseClaimed', 'True', 'Claimed', owned);
         return true;
@@ -83,7 +95,8 @@ async function refuse(ctx: OwnershipContext, message: string): Promise<void> {
   rec.block('DatabaseClaimed', 'DatabaseInUse', message);
   const ns = vhs.metadata.namespace;
   const name = names.deployment(vhs);
-  if (ctx.caches.deployments.get(ns, name) || (await api.readDeployment(ns, name))) await api.deleteObject('apps/v1', 'Deployment', ns, name);
+  if (ctx.caches.deployments.get(ns, name) || (await api.readDeployment(ns, name)))
+    await api.deleteObject('apps/v1', 'Deployment', ns, name);
   rec.status.replicas = 0;
   rec.status.readyReplicas = 0;
 }
@@ -110,7 +123,8 @@ export async function releaseDatabaseOwnership(
   for (const cm of await api.listConfigMaps(ownershipNamespace, LABEL_DATABASE_OWNERSHIP)) {
     const record = readOwnershipRecord(cm);
     if (!record || record.owner.namespace !== owner.namespace || record.owner.name !== owner.name) continue;
-    if (owner.uid ? record.owner.uid !== owner.uid : caches.vhs.get(owner.namespace, owner.name)?.metadata.uid === record.owner.uid) continue;
+    if (owner.uid ? record.owner.uid !== owner.uid : caches.vhs.get(owner.namespace, owner.name)?.metadata.uid === record.owner.uid)
+      continue;
     await api.deleteConfigMapIf(ownershipNamespace, cm.metadata!.name!, cm.metadata!.uid!, cm.metadata!.resourceVersion);
     for (const other of caches.vhs.list()) if (other.status?.databaseIdentity === record.databaseIdentity) enqueue(keyOf(other));
   }

@@ -5,7 +5,14 @@
 import type * as k8s from '@kubernetes/client-node';
 import { getCondition, rolloutState, setCondition, transitions, type RolloutState } from '../desired/index.js';
 import { describeError } from '../kube.js';
-import { CONDITION_ORDER, type Condition, type ConditionReason, type ConditionType, type ValidatorHASignerResource, type ValidatorHASignerStatus } from '../types.js';
+import {
+  CONDITION_ORDER,
+  type Condition,
+  type ConditionReason,
+  type ConditionType,
+  type ValidatorHASignerResource,
+  type ValidatorHASignerStatus,
+} from '../types.js';
 import type { Log, StatusApi } from './api.js';
 
 /** A problem the user must fix: recorded in status, retried with backoff. */
@@ -98,7 +105,16 @@ export async function writeStatus(api: StatusApi, rec: StatusRecorder, instance:
   }
 }
 
-export async function recordEvent(api: StatusApi, vhs: ValidatorHASignerResource, instance: string, log: Log, type: 'Normal' | 'Warning', reason: string, action: string, note: string): Promise<void> {
+export async function recordEvent(
+  api: StatusApi,
+  vhs: ValidatorHASignerResource,
+  instance: string,
+  log: Log,
+  type: 'Normal' | 'Warning',
+  reason: string,
+  action: string,
+  note: string,
+): Promise<void> {
   await api.createEvent(vhs, type, reason, action, note, instance).catch((e) => log('event not recorded', { error: describeError(e) }));
 }
 
@@ -106,5 +122,12 @@ function normalize(s: ValidatorHASignerStatus): unknown {
   const keys = Object.keys(s).sort() as (keyof ValidatorHASignerStatus)[];
   return keys
     .filter((k) => s[k] !== undefined)
-    .map((k) => [k, k === 'conditions' ? [...(s.conditions ?? [])].sort((a, b) => a.type.localeCompare(b.type)).map((c) => ({ ...c, lastTransitionTime: String(c.lastTransitionTime) })) : s[k]]);
+    .map((k) => [
+      k,
+      k === 'conditions'
+        ? [...(s.conditions ?? [])]
+            .sort((a, b) => a.type.localeCompare(b.type))
+            .map((c) => ({ ...c, lastTransitionTime: String(c.lastTransitionTime) }))
+        : s[k],
+    ]);
 }

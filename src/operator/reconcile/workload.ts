@@ -46,7 +46,12 @@ export async function applyWorkload(
   const servesCertificates = () => api.servesGroupVersion(CERT_MANAGER_GROUP_VERSION).catch(() => false);
   const certManagerCrd = certificateRequested(vhs) ? await servesCertificates() : false;
   let deployment: k8s.V1Deployment | undefined;
-  for (const obj of desiredWorkload(vhs, build, { secretsChecksum: secretsChecksum(vhs, secrets), serviceMonitorCrd, certManagerCrd, aztecNodeSecrets })) {
+  for (const obj of desiredWorkload(vhs, build, {
+    secretsChecksum: secretsChecksum(vhs, secrets),
+    serviceMonitorCrd,
+    certManagerCrd,
+    aztecNodeSecrets,
+  })) {
     const result = await api.apply(obj);
     if (obj.kind === 'Deployment') deployment = result as k8s.V1Deployment;
   }
@@ -59,7 +64,8 @@ export async function applyWorkload(
   }
   if (!networkPolicyEnabled(vhs)) await api.deleteObject('networking.k8s.io/v1', 'NetworkPolicy', ns, names.networkPolicy(vhs));
   if (!clientsConfigMapNeeded(vhs)) await api.deleteObject('v1', 'ConfigMap', ns, names.clientsConfigMap(vhs));
-  if (!serviceMonitorRequested(vhs) && (await serves())) await api.deleteObject(SERVICE_MONITOR_GROUP_VERSION, 'ServiceMonitor', ns, names.serviceMonitor(vhs));
+  if (!serviceMonitorRequested(vhs) && (await serves()))
+    await api.deleteObject(SERVICE_MONITOR_GROUP_VERSION, 'ServiceMonitor', ns, names.serviceMonitor(vhs));
   // A Certificate exists only if TLS was on (status.endpoint https); best effort, so RBAC without Certificates never blocks.
   if (!certificateRequested(vhs) && vhs.status?.endpoint?.startsWith('https://') && (await servesCertificates()))
     await api.deleteObject(CERT_MANAGER_GROUP_VERSION, 'Certificate', ns, certificateName(vhs)).catch(() => false);
@@ -67,7 +73,8 @@ export async function applyWorkload(
   for (const gone of vhs.status?.aztecNodes ?? []) {
     if (!nodes.some((n) => n.name === gone.name)) await api.deleteObject('v1', 'Secret', ns, aztecNodeSecretName(vhs, gone));
   }
-  if (nodes.length === 0 && (vhs.status?.aztecNodes?.length ?? 0) > 0) await api.deleteObject('v1', 'Secret', ns, names.jsonRpcClientsSecret(vhs));
+  if (nodes.length === 0 && (vhs.status?.aztecNodes?.length ?? 0) > 0)
+    await api.deleteObject('v1', 'Secret', ns, names.jsonRpcClientsSecret(vhs));
   return { deployment, serviceMonitorCrdMissing: serviceMonitorRequested(vhs) && !serviceMonitorCrd };
 }
 

@@ -311,7 +311,11 @@ describeK8s('Helm chart on the test control plane', () => {
       const readyStarted = Date.now();
       await createVhs(
         other.name,
-        vhsBody('scoped', { rollup: { address: ROLLUP_A, version: 'v1' }, replicas: 1, clients: { tokens: { secretRef: { name: 'tokens' } } } }),
+        vhsBody('scoped', {
+          rollup: { address: ROLLUP_A, version: 'v1' },
+          replicas: 1,
+          clients: { tokens: { secretRef: { name: 'tokens' } } },
+        }),
       );
       await waitForCondition(other.name, 'scoped', 'Ready', 'True', { timeoutMs: 120_000 });
       console.log(`chart (namespaced): ValidatorHASigner Ready=True ${Date.now() - readyStarted} ms after apply`);
@@ -323,7 +327,10 @@ describeK8s('Helm chart on the test control plane', () => {
           clients: { serviceAccounts: [{ name: 'node', validators: ['*'] }] },
         }),
       );
-      const refused = await waitForCondition(other.name, 'wants-sa', 'Ready', 'False', { reason: 'ClusterScopeRequired', timeoutMs: 60_000 });
+      const refused = await waitForCondition(other.name, 'wants-sa', 'Ready', 'False', {
+        reason: 'ClusterScopeRequired',
+        timeoutMs: 60_000,
+      });
       expect(refused.status?.conditions?.find((c) => c.type === 'Ready')?.message).toContain('system:auth-delegator');
       const { objects } = clients();
       const clusterRole = await objects

@@ -22,9 +22,32 @@ describeK8s('Helm chart on the API server', () => {
 
   it('helm template | kubectl apply --dry-run=server', () => {
     const env = k8sEnv();
-    const rendered = execFileSync(env.helm!, ['template', 'rel', path.join(REPO_ROOT, 'charts/ha-signer'), '--namespace', ns.name, '--kube-version', env.version!.replace(/^v/, '')], { encoding: 'utf8' });
-    const out = execFileSync(env.kubectl!, ['--kubeconfig', env.kubeconfigPath!, 'apply', '--dry-run=server', '-n', ns.name, '-f', '-'], { input: rendered, encoding: 'utf8' });
-    for (const kind of ['deployment.apps', 'serviceaccount', 'clusterrole.rbac.authorization.k8s.io', 'clusterrolebinding.rbac.authorization.k8s.io', 'role.rbac.authorization.k8s.io', 'service', 'poddisruptionbudget.policy']) {
+    const rendered = execFileSync(
+      env.helm!,
+      [
+        'template',
+        'rel',
+        path.join(REPO_ROOT, 'charts/ha-signer'),
+        '--namespace',
+        ns.name,
+        '--kube-version',
+        env.version!.replace(/^v/, ''),
+      ],
+      { encoding: 'utf8' },
+    );
+    const out = execFileSync(env.kubectl!, ['--kubeconfig', env.kubeconfigPath!, 'apply', '--dry-run=server', '-n', ns.name, '-f', '-'], {
+      input: rendered,
+      encoding: 'utf8',
+    });
+    for (const kind of [
+      'deployment.apps',
+      'serviceaccount',
+      'clusterrole.rbac.authorization.k8s.io',
+      'clusterrolebinding.rbac.authorization.k8s.io',
+      'role.rbac.authorization.k8s.io',
+      'service',
+      'poddisruptionbudget.policy',
+    ]) {
       expect(out).toContain(`${kind}/`);
     }
     expect(out).toContain('(server dry run)');
@@ -36,15 +59,48 @@ describeK8s('Helm chart on the API server', () => {
     const suffix = ns.name;
     const user = `system:serviceaccount:${ns.name}:operator`;
     for (const d of docs) {
-      const obj = { ...d, metadata: { ...d.metadata, name: `${d.metadata!.name}-${suffix}`, ...(d.kind === 'Role' ? { namespace: ns.name } : {}) } };
+      const obj = {
+        ...d,
+        metadata: { ...d.metadata, name: `${d.metadata!.name}-${suffix}`, ...(d.kind === 'Role' ? { namespace: ns.name } : {}) },
+      };
       await objects.create(obj);
     }
     const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
-    await rbac.createClusterRoleBinding({ body: { metadata: { name: `ha-signer-operator-${suffix}` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `ha-signer-operator-${suffix}` }, subjects: [{ kind: 'ServiceAccount', name: 'operator', namespace: ns.name }] } });
-    await rbac.createNamespacedRoleBinding({ namespace: ns.name, body: { metadata: { name: 'le' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `ha-signer-operator-leader-election-${suffix}` }, subjects: [{ kind: 'ServiceAccount', name: 'operator', namespace: ns.name }] } });
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: `ha-signer-operator-${suffix}` },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `ha-signer-operator-${suffix}` },
+        subjects: [{ kind: 'ServiceAccount', name: 'operator', namespace: ns.name }],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: ns.name,
+      body: {
+        metadata: { name: 'le' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `ha-signer-operator-leader-election-${suffix}` },
+        subjects: [{ kind: 'ServiceAccount', name: 'operator', namespace: ns.name }],
+      },
+    });
     const authz = kc.makeApiClient(k8s.AuthorizationV1Api);
     const can = async (verb: string, group: string, resource: string, namespace?: string, name?: string, subresource?: string) =>
-      (await authz.createSubjectAccessReview({ body: { spec: { user, groups: ['system:serviceaccounts', `system:serviceaccounts:${ns.name}`], resourceAttributes: { verb, group, resource, ...(namespace ? { namespace } : {}), ...(name ? { name } : {}), ...(subresource ? { subresource } : {}) } } } })).status!.allowed;
+      (
+        await authz.createSubjectAccessReview({
+          body: {
+            spec: {
+              user,
+              groups: ['system:serviceaccounts', `system:serviceaccounts:${ns.name}`],
+              resourceAttributes: {
+                verb,
+                group,
+                resource,
+                ...(namespace ? { namespace } : {}),
+                ...(name ? { name } : {}),
+                ...(subresource ? { subresource } : {}),
+              },
+            },
+          },
+        })
+      ).status!.allowed;
     const other = 'some-app-namespace';
     expect(await can('watch', 'ha-signer.dev', 'validatorhasigners')).toBe(true);
     expect(await can('patch', 'ha-signer.dev', 'validatorhasigners', other, 'x', 'status')).toBe(true);

@@ -21,9 +21,14 @@ describeK8s('operator leader election', () => {
     await ns?.delete();
   });
 
-  const holder = async () => (await clients().kc.makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api).readNamespacedLease({ name: 'ha-signer-operator', namespace: ns.name })).spec?.holderIdentity;
+  const holder = async () =>
+    (
+      await clients()
+        .kc.makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api)
+        .readNamespacedLease({ name: 'ha-signer-operator', namespace: ns.name })
+    ).spec?.holderIdentity;
 
-  it('the second replica stays passive until the first one\'s lease ends', async () => {
+  it("the second replica stays passive until the first one's lease ends", async () => {
     const a = await startOperatorProcess({ namespace: ns.name, identity: 'replica-a' });
     ops.push(a);
     await waitFor(async () => (await holder()) === 'replica-a', { timeoutMs: 20_000, message: 'replica-a to lead' });
@@ -73,7 +78,10 @@ describeK8s('operator leader election', () => {
       const leader = await holder();
       const standby = await startOperatorProcess({ namespace: ns.name, identity: `standby-${clusterWide ? 'all' : 'ns'}`, clusterWide });
       ops.push(standby);
-      await waitFor(async () => (await standby.metric('ha_signer_operator_leader')) === 0, { timeoutMs: 10_000, message: 'standby metrics' });
+      await waitFor(async () => (await standby.metric('ha_signer_operator_leader')) === 0, {
+        timeoutMs: 10_000,
+        message: 'standby metrics',
+      });
       await new Promise((r) => setTimeout(r, 1500)); // a retry period or more as a candidate
       expect(await holder()).toBe(leader);
       const signalledAt = Date.now();

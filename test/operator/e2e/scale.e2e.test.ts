@@ -22,14 +22,28 @@ describeK8s('operator scale', () => {
     const unrelated = Number(process.env.HA_SIGNER_OPERATOR_BENCH_UNRELATED_SECRETS ?? 0);
     const other = unrelated > 0 ? await createTestNamespace('unrelated') : undefined;
     const { core, custom } = clients();
-    for (let i = 0; i < unrelated; i++) await core.createNamespacedSecret({ namespace: other!.name, body: { metadata: { name: `big-${i}` }, stringData: { blob: `${i}${'x'.repeat(900_000)}` } } });
+    for (let i = 0; i < unrelated; i++)
+      await core.createNamespacedSecret({
+        namespace: other!.name,
+        body: { metadata: { name: `big-${i}` }, stringData: { blob: `${i}${'x'.repeat(900_000)}` } },
+      });
     // HA_SIGNER_OPERATOR_BENCH_NODE_OPTIONS: e.g. --max-old-space-size=192 (what a memory limit calls for).
     const nodeOptions = process.env.HA_SIGNER_OPERATOR_BENCH_NODE_OPTIONS;
-    const op = await startOperatorProcess({ namespace: ns.name, clusterWide: unrelated > 0, ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}), extraArgs: ['--workers', process.env.HA_SIGNER_OPERATOR_BENCH_WORKERS ?? '4', '--resync-period', '1h'] });
+    const op = await startOperatorProcess({
+      namespace: ns.name,
+      clusterWide: unrelated > 0,
+      ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}),
+      extraArgs: ['--workers', process.env.HA_SIGNER_OPERATOR_BENCH_WORKERS ?? '4', '--resync-period', '1h'],
+    });
     try {
       await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'keys' }, stringData: { k: validatorKey() } } });
       const rssBefore = await op.metric('ha_signer_operator_process_resident_memory_bytes');
-      const list = async () => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns.name })) as { items: ValidatorHASignerResource[] }).items;
+      const list = async () =>
+        (
+          (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns.name })) as {
+            items: ValidatorHASignerResource[];
+          }
+        ).items;
       const waitAll = async (pred: (v: ValidatorHASignerResource) => boolean, what: string) => {
         const deadline = Date.now() + 600_000;
         for (;;) {
@@ -43,18 +57,37 @@ describeK8s('operator scale', () => {
       const t0 = Date.now();
       const pool = async <T>(items: T[], n: number, fn: (x: T) => Promise<unknown>) => {
         const q = [...items];
-        await Promise.all(Array.from({ length: n }, async () => { for (let x = q.shift(); x !== undefined; x = q.shift()) await fn(x); }));
+        await Promise.all(
+          Array.from({ length: n }, async () => {
+            for (let x = q.shift(); x !== undefined; x = q.shift()) await fn(x);
+          }),
+        );
       };
       const idx = Array.from({ length: N }, (_, i) => i);
       await pool(idx, 16, async (i) => {
-        await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: `db-${i}` }, stringData: { uri: `postgresql://u:p@127.0.0.1:1/bench_${i}` } } });
+        await core.createNamespacedSecret({
+          namespace: ns.name,
+          body: { metadata: { name: `db-${i}` }, stringData: { uri: `postgresql://u:p@127.0.0.1:1/bench_${i}` } },
+        });
         await custom.createNamespacedCustomObject({
-          group: GROUP, version: VERSION, plural: PLURAL, namespace: ns.name,
-          body: vhsBody(`s-${i}`, { rollup: { address: ROLLUP_A, version: 'v1' }, database: { secretRef: { name: `db-${i}` } }, image: 'registry.example/not-run-here:1' }),
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          namespace: ns.name,
+          body: vhsBody(`s-${i}`, {
+            rollup: { address: ROLLUP_A, version: 'v1' },
+            database: { secretRef: { name: `db-${i}` } },
+            image: 'registry.example/not-run-here:1',
+          }),
         });
       });
       const created = Date.now() - t0;
-      await waitAll((v) => v.status?.conditions?.some((c) => c.type === 'Migrated' && c.reason === 'Migrating') === true && v.status?.observedGeneration === v.metadata.generation, 'first reconcile');
+      await waitAll(
+        (v) =>
+          v.status?.conditions?.some((c) => c.type === 'Migrated' && c.reason === 'Migrating') === true &&
+          v.status?.observedGeneration === v.metadata.generation,
+        'first reconcile',
+      );
       const firstWave = Date.now() - t0;
       const reconciles1 = (await op.metric('ha_signer_operator_reconciles_total')) ?? 0;
       const text = await op.metrics();
@@ -64,7 +97,10 @@ describeK8s('operator scale', () => {
       // A wave of spec changes (replicas) on every resource.
       const t1 = Date.now();
       await pool(idx, 16, (i) =>
-        custom.patchNamespacedCustomObjectScale({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns.name, name: `s-${i}`, body: { spec: { replicas: 3 } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)),
+        custom.patchNamespacedCustomObjectScale(
+          { group: GROUP, version: VERSION, plural: PLURAL, namespace: ns.name, name: `s-${i}`, body: { spec: { replicas: 3 } } },
+          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+        ),
       );
       await waitAll((v) => v.metadata.generation === 2 && v.status?.observedGeneration === 2, 'second wave');
       const secondWave = Date.now() - t1;

@@ -2,12 +2,22 @@
 import { randomBytes } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { clients, describePod, listPods, waitFor } from '../../harness/k8s.js';
-import { GROUP, PLURAL, VERSION, type Condition, type ValidatorHASignerResource, type ValidatorHASignerSpec } from '../../../src/operator/types.js';
+import {
+  GROUP,
+  PLURAL,
+  VERSION,
+  type Condition,
+  type ValidatorHASignerResource,
+  type ValidatorHASignerSpec,
+} from '../../../src/operator/types.js';
 
 export const ROLLUP_A = `0x${'a1'.repeat(20)}`;
 export const ROLLUP_B = `0x${'b2'.repeat(20)}`;
 
-export function vhsBody(name: string, spec: Partial<ValidatorHASignerSpec> & Pick<ValidatorHASignerSpec, 'rollup'>): Record<string, unknown> {
+export function vhsBody(
+  name: string,
+  spec: Partial<ValidatorHASignerSpec> & Pick<ValidatorHASignerSpec, 'rollup'>,
+): Record<string, unknown> {
   return {
     apiVersion: `${GROUP}/${VERSION}`,
     kind: 'ValidatorHASigner',
@@ -22,24 +32,46 @@ export function vhsBody(name: string, spec: Partial<ValidatorHASignerSpec> & Pic
 }
 
 export async function createVhs(namespace: string, body: Record<string, unknown>): Promise<ValidatorHASignerResource> {
-  return (await clients().custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, body })) as ValidatorHASignerResource;
+  return (await clients().custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace,
+    body,
+  })) as ValidatorHASignerResource;
 }
 
 export async function getVhs(namespace: string, name: string): Promise<ValidatorHASignerResource> {
-  return (await clients().custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name })) as ValidatorHASignerResource;
+  return (await clients().custom.getNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace,
+    name,
+  })) as ValidatorHASignerResource;
 }
 
 export function condition(v: ValidatorHASignerResource, type: string): Condition | undefined {
   return v.status?.conditions?.find((c) => c.type === type);
 }
 
-export async function waitForCondition(namespace: string, name: string, type: string, status: string, opts: { reason?: string; timeoutMs?: number } = {}): Promise<ValidatorHASignerResource> {
+export async function waitForCondition(
+  namespace: string,
+  name: string,
+  type: string,
+  status: string,
+  opts: { reason?: string; timeoutMs?: number } = {},
+): Promise<ValidatorHASignerResource> {
   let last: ValidatorHASignerResource | undefined;
   return await waitFor(
     async () => {
       last = await getVhs(namespace, name);
       const c = condition(last, type);
-      return c?.status === status && (!opts.reason || c.reason === opts.reason) && (last.status?.observedGeneration ?? -1) >= (last.metadata.generation ?? 0) ? last : undefined;
+      return c?.status === status &&
+        (!opts.reason || c.reason === opts.reason) &&
+        (last.status?.observedGeneration ?? -1) >= (last.metadata.generation ?? 0)
+        ? last
+        : undefined;
     },
     {
       timeoutMs: opts.timeoutMs ?? 120_000,

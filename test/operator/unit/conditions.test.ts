@@ -8,7 +8,16 @@ describe('conditions', () => {
   it('keeps lastTransitionTime while the status holds, moves it on a flip, records observedGeneration', () => {
     let c = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Migrating', message: 'm' }, 1, t1);
     c = setCondition(c, { type: 'Ready', status: 'False', reason: 'DeploymentUnavailable', message: 'n' }, 2, t2);
-    expect(c).toEqual([{ type: 'Ready', status: 'False', reason: 'DeploymentUnavailable', message: 'n', observedGeneration: 2, lastTransitionTime: t1.toISOString() }]);
+    expect(c).toEqual([
+      {
+        type: 'Ready',
+        status: 'False',
+        reason: 'DeploymentUnavailable',
+        message: 'n',
+        observedGeneration: 2,
+        lastTransitionTime: t1.toISOString(),
+      },
+    ]);
     c = setCondition(c, { type: 'Ready', status: 'True', reason: 'Ready', message: 'ok' }, 2, t2);
     expect(c[0]!.lastTransitionTime).toBe(t2.toISOString());
   });
@@ -22,8 +31,12 @@ describe('conditions', () => {
 
   it('reports transitions of status or reason only', () => {
     const before = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Migrating', message: 'x' }, 1, t1);
-    expect(transitions(before, setCondition(before, { type: 'Ready', status: 'False', reason: 'Migrating', message: 'changed text' }, 1, t2))).toEqual([]);
-    expect(transitions(before, setCondition(before, { type: 'Ready', status: 'False', reason: 'MigrationFailed', message: 'x' }, 1, t2))).toHaveLength(1);
+    expect(
+      transitions(before, setCondition(before, { type: 'Ready', status: 'False', reason: 'Migrating', message: 'changed text' }, 1, t2)),
+    ).toEqual([]);
+    expect(
+      transitions(before, setCondition(before, { type: 'Ready', status: 'False', reason: 'MigrationFailed', message: 'x' }, 1, t2)),
+    ).toHaveLength(1);
   });
 
   it('reads a schema version from the migrate Job termination message', () => {

@@ -6,7 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../harness/controlPlane.js';
 
 type Schema = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-const crd = k8s.loadYaml<k8s.V1CustomResourceDefinition>(readFileSync(path.join(REPO_ROOT, 'crds/ha-signer.dev_validatorhasigners.yaml'), 'utf8'));
+const crd = k8s.loadYaml<k8s.V1CustomResourceDefinition>(
+  readFileSync(path.join(REPO_ROOT, 'crds/ha-signer.dev_validatorhasigners.yaml'), 'utf8'),
+);
 const version = crd.spec.versions[0]!;
 const root = version.schema!.openAPIV3Schema as Schema;
 const spec = root.properties.spec as Schema;
@@ -25,12 +27,21 @@ describe('ValidatorHASigner CRD', () => {
 
   it('status and scale subresources', () => {
     expect(version.subresources!.status).toEqual({});
-    expect(version.subresources!.scale).toEqual({ specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' });
+    expect(version.subresources!.scale).toEqual({
+      specReplicasPath: '.spec.replicas',
+      statusReplicasPath: '.status.replicas',
+      labelSelectorPath: '.status.selector',
+    });
   });
 
   it('printer columns: rollup version, ready replicas, Ready, age', () => {
     const cols = Object.fromEntries(version.additionalPrinterColumns!.map((c) => [c.name, c.jsonPath]));
-    expect(cols).toMatchObject({ Rollup: '.spec.rollup.version', 'Ready-Replicas': '.status.readyReplicas', Ready: '.status.conditions[?(@.type=="Ready")].status', Age: '.metadata.creationTimestamp' });
+    expect(cols).toMatchObject({
+      Rollup: '.spec.rollup.version',
+      'Ready-Replicas': '.status.readyReplicas',
+      Ready: '.status.conditions[?(@.type=="Ready")].status',
+      Age: '.metadata.creationTimestamp',
+    });
   });
 
   it('required fields and defaults', () => {
@@ -55,12 +66,16 @@ describe('ValidatorHASigner CRD', () => {
     const conds = root.properties.status.properties.conditions as Schema;
     expect(field(conds, 'x-kubernetes-list-type')).toBe('map');
     expect(field(conds, 'x-kubernetes-list-map-keys')).toEqual(['type']);
-    expect(Object.keys(conds.items.properties)).toEqual(expect.arrayContaining(['type', 'status', 'observedGeneration', 'lastTransitionTime', 'reason', 'message']));
+    expect(Object.keys(conds.items.properties)).toEqual(
+      expect.arrayContaining(['type', 'status', 'observedGeneration', 'lastTransitionTime', 'reason', 'message']),
+    );
   });
 
   it('the chart ships the same CRD', () => {
     // The chart templates the CRD (crds.enabled/keep) from crds/; test/chart/crds.test.ts checks the whole file.
     const source = readFileSync(path.join(REPO_ROOT, 'crds/ha-signer.dev_validatorhasigners.yaml'), 'utf8');
-    expect(readFileSync(path.join(REPO_ROOT, 'charts/ha-signer/templates/crd-validatorhasigners.yaml'), 'utf8')).toContain(source.slice(source.indexOf('\nspec:\n')).trimEnd());
+    expect(readFileSync(path.join(REPO_ROOT, 'charts/ha-signer/templates/crd-validatorhasigners.yaml'), 'utf8')).toContain(
+      source.slice(source.indexOf('\nspec:\n')).trimEnd(),
+    );
   });
 });

@@ -1,6 +1,13 @@
 /** In-memory fakes of the API-server slices the reconcile phases use (src/operator/reconcile/api.ts). */
 import type * as k8s from '@kubernetes/client-node';
-import type { MigrationApi, OwnershipApi, ReconcilerCaches, SecretsApi, StatusApi, WorkloadApi } from '../../../src/operator/reconcile/api.js';
+import type {
+  MigrationApi,
+  OwnershipApi,
+  ReconcilerCaches,
+  SecretsApi,
+  StatusApi,
+  WorkloadApi,
+} from '../../../src/operator/reconcile/api.js';
 import type { ValidatorHASignerResource, ValidatorHASignerStatus } from '../../../src/operator/types.js';
 
 const key = (ns: string | undefined, name: string) => `${ns ?? ''}/${name}`;
@@ -48,7 +55,11 @@ export class FakeOwnershipApi implements OwnershipApi {
     return true;
   }
   async listConfigMaps(namespace: string, labelSelector: string) {
-    return [...this.configMaps.values()].filter((c) => c.metadata!.namespace === namespace && labelSelector.split(',').every((l) => (c.metadata!.labels ?? {})[l.split('=')[0]!] !== undefined));
+    return [...this.configMaps.values()].filter(
+      (c) =>
+        c.metadata!.namespace === namespace &&
+        labelSelector.split(',').every((l) => (c.metadata!.labels ?? {})[l.split('=')[0]!] !== undefined),
+    );
   }
   async readValidatorHASigner(namespace: string, name: string) {
     return this.resources.get(key(namespace, name));
@@ -105,8 +116,11 @@ export class FakeStatusApi implements StatusApi {
 }
 
 /** Caches backed by plain maps. */
-export function fakeCaches(init: { resources?: ValidatorHASignerResource[]; jobs?: k8s.V1Job[]; deployments?: k8s.V1Deployment[]; secrets?: k8s.V1Secret[] } = {}): ReconcilerCaches {
-  const index = <T extends k8s.KubernetesObject>(items: T[] = []) => new Map(items.map((o) => [key(o.metadata!.namespace, o.metadata!.name!), o]));
+export function fakeCaches(
+  init: { resources?: ValidatorHASignerResource[]; jobs?: k8s.V1Job[]; deployments?: k8s.V1Deployment[]; secrets?: k8s.V1Secret[] } = {},
+): ReconcilerCaches {
+  const index = <T extends k8s.KubernetesObject>(items: T[] = []) =>
+    new Map(items.map((o) => [key(o.metadata!.namespace, o.metadata!.name!), o]));
   const vhs = index(init.resources);
   const jobs = index(init.jobs);
   const deployments = index(init.deployments);

@@ -2,7 +2,10 @@ import type { ValidatorHASignerResource, ValidatorHASignerSpec } from '../../../
 
 export const ADDR = `0x${'Ab'.repeat(20)}`;
 
-export function vhs(spec: Partial<ValidatorHASignerSpec> = {}, meta: Partial<ValidatorHASignerResource['metadata']> = {}): ValidatorHASignerResource {
+export function vhs(
+  spec: Partial<ValidatorHASignerSpec> = {},
+  meta: Partial<ValidatorHASignerResource['metadata']> = {},
+): ValidatorHASignerResource {
   return {
     apiVersion: 'ha-signer.dev/v1alpha1',
     kind: 'ValidatorHASigner',

@@ -11,12 +11,27 @@ const base = ['--kubeconfig', kubeconfig, '--leader-election-namespace', 'ops', 
 describe('operator flags', () => {
   it('defaults: client-go lease timings, port 8081, all namespaces', () => {
     const cfg = parseOperatorArgs(base, {});
-    expect(cfg).toMatchObject({ leaseDurationMs: 15000, renewDeadlineMs: 10000, retryPeriodMs: 2000, port: 8081, claimsNamespace: 'ops', leaderElect: true, workers: 4, image: 'img:1' });
+    expect(cfg).toMatchObject({
+      leaseDurationMs: 15000,
+      renewDeadlineMs: 10000,
+      retryPeriodMs: 2000,
+      port: 8081,
+      claimsNamespace: 'ops',
+      leaderElect: true,
+      workers: 4,
+      image: 'img:1',
+    });
     expect((cfg as { namespace?: string }).namespace).toBeUndefined();
   });
 
   it('environment: image, port, namespace', () => {
-    const cfg = parseOperatorArgs(['--kubeconfig', kubeconfig], { HA_SIGNER_OPERATOR_IMAGE: 'op:2', HA_SIGNER_OPERATOR_PORT: '9000', POD_NAMESPACE: 'sys', WATCH_NAMESPACE: 'apps', HA_SIGNER_LISTEN_HOST: '127.0.1.5' });
+    const cfg = parseOperatorArgs(['--kubeconfig', kubeconfig], {
+      HA_SIGNER_OPERATOR_IMAGE: 'op:2',
+      HA_SIGNER_OPERATOR_PORT: '9000',
+      POD_NAMESPACE: 'sys',
+      WATCH_NAMESPACE: 'apps',
+      HA_SIGNER_LISTEN_HOST: '127.0.1.5',
+    });
     expect(cfg).toMatchObject({ image: 'op:2', port: 9000, leaderElectionNamespace: 'sys', namespace: 'apps', listenHost: '127.0.1.5' });
   });
 
@@ -38,14 +53,20 @@ describe('operator flags', () => {
   it('--namespaced needs --namespace; default cluster-scoped', () => {
     expect(parseOperatorArgs(base, {})).toMatchObject({ namespaced: false });
     expect(parseOperatorArgs([...base, '--namespace', 'apps', '--namespaced'], {})).toMatchObject({ namespaced: true, namespace: 'apps' });
-    expect(parseOperatorArgs([...base, '--namespace', 'apps'], { HA_SIGNER_OPERATOR_NAMESPACED: 'true' })).toMatchObject({ namespaced: true });
+    expect(parseOperatorArgs([...base, '--namespace', 'apps'], { HA_SIGNER_OPERATOR_NAMESPACED: 'true' })).toMatchObject({
+      namespaced: true,
+    });
     expect(() => parseOperatorArgs([...base, '--namespaced'], {})).toThrow('--namespaced needs --namespace');
   });
 
   it('needs an image, a namespace for the lease, an existing kubeconfig', () => {
     expect(() => parseOperatorArgs(['--kubeconfig', kubeconfig, '--leader-election-namespace', 'ops'], {})).toThrow('--image is required');
-    expect(() => parseOperatorArgs(['--kubeconfig', kubeconfig, '--image', 'x'], { HA_SIGNER_FS_ROOT: '/nonexistent' })).toThrow('--leader-election-namespace is required');
-    expect(() => parseOperatorArgs(['--kubeconfig', '/nope', '--image', 'x', '--leader-election-namespace', 'a'], {})).toThrow('--kubeconfig: file /nope not found');
+    expect(() => parseOperatorArgs(['--kubeconfig', kubeconfig, '--image', 'x'], { HA_SIGNER_FS_ROOT: '/nonexistent' })).toThrow(
+      '--leader-election-namespace is required',
+    );
+    expect(() => parseOperatorArgs(['--kubeconfig', '/nope', '--image', 'x', '--leader-election-namespace', 'a'], {})).toThrow(
+      '--kubeconfig: file /nope not found',
+    );
   });
 
   it('parses durations', () => {

@@ -29,7 +29,14 @@ class FakeLeases implements LeaseApi {
   }
 }
 
-const opts = (identity: string) => ({ namespace: 'ops', name: 'lease', identity, leaseDurationMs: 300, renewDeadlineMs: 200, retryPeriodMs: 50 });
+const opts = (identity: string) => ({
+  namespace: 'ops',
+  name: 'lease',
+  identity,
+  leaseDurationMs: 300,
+  renewDeadlineMs: 200,
+  retryPeriodMs: 50,
+});
 
 describe('leader election', () => {
   it('validates durations like client-go', () => {

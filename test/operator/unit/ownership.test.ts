@@ -1,9 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { buildOwnershipRecord, decideOwnership, isOlder, ownerOf, ownershipConflictMessage, readOwnershipRecord } from '../../../src/operator/desired/ownership.js';
+import {
+  buildOwnershipRecord,
+  decideOwnership,
+  isOlder,
+  ownerOf,
+  ownershipConflictMessage,
+  readOwnershipRecord,
+} from '../../../src/operator/desired/ownership.js';
 import { ADDR, vhs } from './fixtures.js';
 
 const older = ownerOf(vhs({}, { uid: 'old', name: 'a', creationTimestamp: new Date('2026-01-01T00:00:00Z') }));
-const newer = (rollupVersion = 'v2', uid = 'new') => ownerOf(vhs({ rollup: { address: ADDR, version: rollupVersion } }, { uid, name: 'b', creationTimestamp: new Date('2026-01-02T00:00:00Z') }));
+const newer = (rollupVersion = 'v2', uid = 'new') =>
+  ownerOf(
+    vhs({ rollup: { address: ADDR, version: rollupVersion } }, { uid, name: 'b', creationTimestamp: new Date('2026-01-02T00:00:00Z') }),
+  );
 
 describe('database ownership records', () => {
   it('round-trips through the ConfigMap', () => {
@@ -17,7 +27,9 @@ describe('database ownership records', () => {
     expect(isOlder(older, newer())).toBe(true);
     expect(isOlder(newer(), older)).toBe(false);
     const t = '2026-01-01T00:00:00.000Z';
-    expect(isOlder({ ...older, namespace: 'a', name: 'z', creationTimestamp: t }, { ...older, namespace: 'b', name: 'a', creationTimestamp: t })).toBe(true);
+    expect(
+      isOlder({ ...older, namespace: 'a', name: 'z', creationTimestamp: t }, { ...older, namespace: 'b', name: 'a', creationTimestamp: t }),
+    ).toBe(true);
   });
 
   it('the newer resource for another rollup version loses with a message naming the owner, never suggesting a rebind', () => {

@@ -43,8 +43,15 @@ describe('phase: inputs', () => {
     s.items.delete('val/db');
     const { rec, result } = run(s);
     await expect(result).rejects.toBeInstanceOf(ReconcileProblem);
-    expect(conditionsOf(rec)).toEqual({ DatabaseClaimed: 'False/SecretNotFound', Migrated: 'False/SecretNotFound', Available: 'False/SecretNotFound', Ready: 'False/SecretNotFound' });
-    expect(rec.conditions[0]!.message).toContain('Secret val/db (spec.database.secretRef) not found: create it in namespace val with key uri');
+    expect(conditionsOf(rec)).toEqual({
+      DatabaseClaimed: 'False/SecretNotFound',
+      Migrated: 'False/SecretNotFound',
+      Available: 'False/SecretNotFound',
+      Ready: 'False/SecretNotFound',
+    });
+    expect(rec.conditions[0]!.message).toContain(
+      'Secret val/db (spec.database.secretRef) not found: create it in namespace val with key uri',
+    );
   });
 
   it('a wrong key lists the keys the Secret has; an unparseable URI says what is expected', async () => {
@@ -63,16 +70,36 @@ describe('phase: inputs', () => {
     s.items.delete('val/keys');
     const { rec, result } = run(s);
     await expect(result).rejects.toThrow('Secret val/keys (spec.keys.secretRef) not found');
-    expect(conditionsOf(rec)).toEqual({ DatabaseClaimed: 'False/SecretNotFound', Migrated: 'False/SecretNotFound', Available: 'False/SecretNotFound', Ready: 'False/SecretNotFound' });
+    expect(conditionsOf(rec)).toEqual({
+      DatabaseClaimed: 'False/SecretNotFound',
+      Migrated: 'False/SecretNotFound',
+      Available: 'False/SecretNotFound',
+      Ready: 'False/SecretNotFound',
+    });
   });
 });
 
 describe('phase: database ownership', () => {
   const older = vhs({}, { uid: 'old', name: 'a', creationTimestamp: new Date('2026-01-01T00:00:00Z') });
-  const newer = vhs({ rollup: { address: ADDR, version: 'v2' } }, { uid: 'new', name: 'b', creationTimestamp: new Date('2026-01-02T00:00:00Z') });
+  const newer = vhs(
+    { rollup: { address: ADDR, version: 'v2' } },
+    { uid: 'new', name: 'b', creationTimestamp: new Date('2026-01-02T00:00:00Z') },
+  );
   const ctx = (api: FakeOwnershipApi, v: typeof older, resources = [older, newer], enqueued: string[] = []) => {
     const rec = new StatusRecorder(v);
-    return { rec, enqueued, c: { vhs: v, api, caches: fakeCaches({ resources }), rec, ownershipNamespace: 'ops', log: () => undefined, enqueue: (k: string) => enqueued.push(k) } };
+    return {
+      rec,
+      enqueued,
+      c: {
+        vhs: v,
+        api,
+        caches: fakeCaches({ resources }),
+        rec,
+        ownershipNamespace: 'ops',
+        log: () => undefined,
+        enqueue: (k: string) => enqueued.push(k),
+      },
+    };
   };
 
   it('the first resource owns the database; a newer one for another rollup version gets DatabaseInUse and its Deployment is removed', async () => {
@@ -83,7 +110,12 @@ describe('phase: database ownership', () => {
     api.deployments.set('val/b', { metadata: { name: 'b', namespace: 'val' } });
     const second = ctx(api, newer);
     expect(await claimDatabaseOwnership(second.c, 'db-1', undefined)).toBe(false);
-    expect(conditionsOf(second.rec)).toEqual({ DatabaseClaimed: 'False/DatabaseInUse', Migrated: 'False/DatabaseInUse', Available: 'False/DatabaseInUse', Ready: 'False/DatabaseInUse' });
+    expect(conditionsOf(second.rec)).toEqual({
+      DatabaseClaimed: 'False/DatabaseInUse',
+      Migrated: 'False/DatabaseInUse',
+      Available: 'False/DatabaseInUse',
+      Ready: 'False/DatabaseInUse',
+    });
     expect(second.rec.conditions[0]!.message).toContain('ValidatorHASigner val/a');
     expect(second.rec.conditions[0]!.message).not.toMatch(/rebind/i);
     expect(api.deleted).toEqual(['Deployment val/b']);
@@ -118,7 +150,9 @@ describe('phase: database ownership', () => {
     await claimDatabaseOwnership(ctx(api, vhs({}, { uid: 'x', name: 'x' })).c, 'db-2', undefined);
     const waiting = { ...newer, status: { databaseIdentity: 'db-1' } };
     const enqueued: string[] = [];
-    await releaseDatabaseOwnership(api, fakeCaches({ resources: [waiting] }), 'ops', { namespace: 'val', name: 'a', uid: 'old' }, (k) => enqueued.push(k));
+    await releaseDatabaseOwnership(api, fakeCaches({ resources: [waiting] }), 'ops', { namespace: 'val', name: 'a', uid: 'old' }, (k) =>
+      enqueued.push(k),
+    );
     expect([...api.configMaps.values()].map((c) => c.data!.databaseIdentity)).toEqual(['db-2']);
     expect(enqueued).toEqual(['val/b']);
   });
@@ -126,7 +160,10 @@ describe('phase: database ownership', () => {
 
 describe('phase: migration', () => {
   const name = migrationJobName(vhs(), CTX, 'h:5432/db');
-  const migrated = { migrationJob: name, conditions: [{ type: 'Migrated', status: 'True' as const, reason: 'Migrated', message: '', lastTransitionTime: '' }] };
+  const migrated = {
+    migrationJob: name,
+    conditions: [{ type: 'Migrated', status: 'True' as const, reason: 'Migrated', message: '', lastTransitionTime: '' }],
+  };
 
   it('migrationPhase: create / running / failed / done', () => {
     expect(migrationPhase(undefined, name, undefined)).toEqual({ kind: 'create' });
@@ -135,8 +172,13 @@ describe('phase: migration', () => {
     expect(migrationPhase(job([]), name, undefined)).toEqual({ kind: 'running' });
     expect(migrationPhase(job([{ type: 'Failed', status: 'True' }]), name, migrated)).toEqual({ kind: 'failed' });
     expect(migrationPhase(job([{ type: 'Complete', status: 'True' }]), name, undefined)).toEqual({ kind: 'done', needsReport: true });
-    expect(migrationPhase(job([{ type: 'Complete', status: 'True' }]), name, { ...migrated, schemaVersion: '3' })).toEqual({ kind: 'done', needsReport: true });
-    expect(migrationPhase(job([{ type: 'Complete', status: 'True' }]), name, { ...migrated, schemaVersion: '3', databaseIdentity: '7/1' })).toEqual({ kind: 'done', needsReport: false });
+    expect(migrationPhase(job([{ type: 'Complete', status: 'True' }]), name, { ...migrated, schemaVersion: '3' })).toEqual({
+      kind: 'done',
+      needsReport: true,
+    });
+    expect(
+      migrationPhase(job([{ type: 'Complete', status: 'True' }]), name, { ...migrated, schemaVersion: '3', databaseIdentity: '7/1' }),
+    ).toEqual({ kind: 'done', needsReport: false });
   });
 
   const run = async (api: FakeWorkloadApi, caches = fakeCaches()) => {
@@ -149,7 +191,18 @@ describe('phase: migration', () => {
 
   it('creates the Job and reports Migrating; a previous rollout keeps being reported', async () => {
     const api = new FakeWorkloadApi();
-    const dep: k8s.V1Deployment = { metadata: { name: 'sig', namespace: 'val', generation: 1 }, spec: { replicas: 2, selector: {}, template: {} }, status: { observedGeneration: 1, replicas: 2, readyReplicas: 2, availableReplicas: 2, updatedReplicas: 2, conditions: [{ type: 'Available', status: 'True' }] as k8s.V1DeploymentCondition[] } };
+    const dep: k8s.V1Deployment = {
+      metadata: { name: 'sig', namespace: 'val', generation: 1 },
+      spec: { replicas: 2, selector: {}, template: {} },
+      status: {
+        observedGeneration: 1,
+        replicas: 2,
+        readyReplicas: 2,
+        availableReplicas: 2,
+        updatedReplicas: 2,
+        conditions: [{ type: 'Available', status: 'True' }] as k8s.V1DeploymentCondition[],
+      },
+    };
     const { rec, done } = await run(api, fakeCaches({ deployments: [dep] }));
     expect(done).toBe(false);
     expect(api.applied.map((o) => `${o.kind} ${o.metadata!.name}`)).toEqual([`Job ${name}`]);
@@ -158,16 +211,26 @@ describe('phase: migration', () => {
 
   it('a failed Job blocks with the reported error and still yields the identity; a succeeded one reports the schema version', async () => {
     const api = new FakeWorkloadApi();
-    api.jobs.set(`val/${name}`, job([{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }]));
+    api.jobs.set(
+      `val/${name}`,
+      job([{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }]),
+    );
     const identity = { systemIdentifier: '7312345678901234567', database: 'db', oid: '16384' };
-    api.terminations = [{ exitCode: 1, message: JSON.stringify({ msg: 'migrate up failed', error: 'database is bound to rollup 0xbb', databaseIdentity: identity }) }];
+    api.terminations = [
+      {
+        exitCode: 1,
+        message: JSON.stringify({ msg: 'migrate up failed', error: 'database is bound to rollup 0xbb', databaseIdentity: identity }),
+      },
+    ];
     const failed = await run(api);
     expect(failed.observed.identity).toEqual(identity);
     expect(failed.done).toBe(false);
     expect(conditionsOf(failed.rec)).toMatchObject({ Migrated: 'False/MigrationFailed', Ready: 'False/MigrationFailed' });
     expect(failed.rec.conditions.find((c) => c.type === 'Migrated')!.message).toContain('last error: database is bound to rollup 0xbb');
     api.jobs.set(`val/${name}`, job([{ type: 'Complete', status: 'True' }]));
-    api.terminations = [{ exitCode: 0, message: JSON.stringify({ msg: 'migrate up done', schemaVersion: '4', databaseIdentity: identity }) }];
+    api.terminations = [
+      { exitCode: 0, message: JSON.stringify({ msg: 'migrate up done', schemaVersion: '4', databaseIdentity: identity }) },
+    ];
     const ok = await run(api);
     expect(ok.observed.identity).toEqual(identity);
     expect(ok.done).toBe(true);
@@ -185,14 +248,26 @@ describe('phase: workload', () => {
     expect(api.applied.map((o) => o.kind)).toEqual(['ServiceAccount', 'Service', 'PodDisruptionBudget', 'Deployment']);
     expect(result.deployment?.kind).toBe('Deployment');
     expect(result.serviceMonitorCrdMissing).toBe(true);
-    expect(api.deleted).toEqual([`ClusterRoleBinding ${names.tokenReviewBinding('val', 'sig')}`, 'NetworkPolicy val/sig', 'ConfigMap val/sig-clients']);
+    expect(api.deleted).toEqual([
+      `ClusterRoleBinding ${names.tokenReviewBinding('val', 'sig')}`,
+      'NetworkPolicy val/sig',
+      'ConfigMap val/sig-clients',
+    ]);
   });
 
   it('binds the signer to TokenReview only with ServiceAccount clients', async () => {
     const api = new FakeWorkloadApi();
     api.serviceMonitorsServed = true;
     await applyWorkload(vhs({ clients: { serviceAccounts: [{ name: 'node', validators: ['*'] }] } }), api, CTX, inputs);
-    expect(api.applied.map((o) => o.kind)).toEqual(['ServiceAccount', 'ConfigMap', 'Service', 'PodDisruptionBudget', 'NetworkPolicy', 'Deployment', 'ClusterRoleBinding']);
+    expect(api.applied.map((o) => o.kind)).toEqual([
+      'ServiceAccount',
+      'ConfigMap',
+      'Service',
+      'PodDisruptionBudget',
+      'NetworkPolicy',
+      'Deployment',
+      'ClusterRoleBinding',
+    ]);
     expect(api.deleted).toEqual(['ServiceMonitor val/sig']);
   });
 
@@ -256,14 +331,41 @@ describe('reconciler: cleanup finalizer', () => {
   it('adds the finalizer to a live resource; on deletion removes the binding and ownership record, then the finalizer', async () => {
     const { api, own, work, finalizerPatches } = fullApi();
     const live = vhs({ clients: { disableAuthentication: true } }, { finalizers: ['other/keep'] });
-    const r1 = new Reconciler(api, fakeCaches({ resources: [live] }), { ownershipNamespace: 'ops', defaultImage: CTX.defaultImage, instance: 'op', log: () => undefined, enqueue: () => undefined });
+    const r1 = new Reconciler(api, fakeCaches({ resources: [live] }), {
+      ownershipNamespace: 'ops',
+      defaultImage: CTX.defaultImage,
+      instance: 'op',
+      log: () => undefined,
+      enqueue: () => undefined,
+    });
     await r1.reconcile('val/sig').catch(() => undefined); // Secrets are missing: a ReconcileProblem, the finalizer goes on first
     expect(finalizerPatches).toEqual([['other/keep', CLEANUP_FINALIZER]]);
 
-    await claimDatabaseOwnership({ vhs: live, api: own, caches: fakeCaches({ resources: [live] }), rec: new StatusRecorder(live), ownershipNamespace: 'ops', log: () => undefined, enqueue: () => undefined }, '7/1', undefined);
+    await claimDatabaseOwnership(
+      {
+        vhs: live,
+        api: own,
+        caches: fakeCaches({ resources: [live] }),
+        rec: new StatusRecorder(live),
+        ownershipNamespace: 'ops',
+        log: () => undefined,
+        enqueue: () => undefined,
+      },
+      '7/1',
+      undefined,
+    );
     expect(own.configMaps.size).toBe(1);
-    const deleting = vhs({ clients: { disableAuthentication: true } }, { finalizers: ['other/keep', CLEANUP_FINALIZER], deletionTimestamp: new Date() });
-    const r2 = new Reconciler(api, fakeCaches({ resources: [deleting] }), { ownershipNamespace: 'ops', defaultImage: CTX.defaultImage, instance: 'op', log: () => undefined, enqueue: () => undefined });
+    const deleting = vhs(
+      { clients: { disableAuthentication: true } },
+      { finalizers: ['other/keep', CLEANUP_FINALIZER], deletionTimestamp: new Date() },
+    );
+    const r2 = new Reconciler(api, fakeCaches({ resources: [deleting] }), {
+      ownershipNamespace: 'ops',
+      defaultImage: CTX.defaultImage,
+      instance: 'op',
+      log: () => undefined,
+      enqueue: () => undefined,
+    });
     await r2.reconcile('val/sig');
     expect(work.deleted).toContain(`ClusterRoleBinding ${names.tokenReviewBinding('val', 'sig')}`);
     expect(own.configMaps.size).toBe(0);
@@ -272,12 +374,20 @@ describe('reconciler: cleanup finalizer', () => {
 
   it('namespaced: refuses ServiceAccount clients with ClusterScopeRequired, and on deletion touches no binding', async () => {
     const { api, work, finalizerPatches } = fullApi();
-    const secrets = (api as unknown as { readSecret: (ns: string, n: string) => Promise<k8s.V1Secret | undefined> });
+    const secrets = api as unknown as { readSecret: (ns: string, n: string) => Promise<k8s.V1Secret | undefined> };
     secrets.readSecret = async (_ns, n): Promise<k8s.V1Secret> => {
-      const data: Record<string, string> = n === 'db' ? { uri: Buffer.from('postgresql://u:p@db:5432/s').toString('base64') } : { k: 'MHgwMQ==' };
+      const data: Record<string, string> =
+        n === 'db' ? { uri: Buffer.from('postgresql://u:p@db:5432/s').toString('base64') } : { k: 'MHgwMQ==' };
       return { metadata: { name: n }, data };
     };
-    const opts = { ownershipNamespace: 'ops', clusterScoped: false, defaultImage: CTX.defaultImage, instance: 'op', log: () => undefined, enqueue: () => undefined };
+    const opts = {
+      ownershipNamespace: 'ops',
+      clusterScoped: false,
+      defaultImage: CTX.defaultImage,
+      instance: 'op',
+      log: () => undefined,
+      enqueue: () => undefined,
+    };
     const withSa = vhs({ clients: { serviceAccounts: [{ name: 'node', validators: ['*'] }] } });
     const err = await new Reconciler(api, fakeCaches({ resources: [withSa] }), opts).reconcile('val/sig').catch((e: unknown) => e);
     expect(work.applied.some((o) => o.kind === 'ClusterRoleBinding')).toBe(false);
