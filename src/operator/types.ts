@@ -61,13 +61,17 @@ export interface ValidatorHASignerSpec {
   podAnnotations?: Record<string, string>;
   priorityClassName?: string;
   serviceMonitor?: { enabled?: boolean; interval?: string; labels?: Record<string, string> };
+  /** Failover safety: where the signers keep their external high-water marks (default Kubernetes). */
+  protection?: { highWaterMarks?: 'Kubernetes' | 'Off' };
   /** HTTPS on the signing port (src/operator/desired/tls.ts). */
   tls?: TlsSpec;
 }
 
 /** The conditions, in the one order status lists them (each depends on the ones before it). */
 export const CONDITION_ORDER = ['DatabaseClaimed', 'Migrated', 'Available', 'Ready'] as const;
-export type ConditionType = (typeof CONDITION_ORDER)[number];
+/** Failover-safety conditions read from the signers' /readyz, listed after the ordered ones (block() leaves them). */
+export const SAFETY_CONDITIONS = ['SynchronousReplication', 'HistoryIntact'] as const;
+export type ConditionType = (typeof CONDITION_ORDER)[number] | (typeof SAFETY_CONDITIONS)[number];
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
 /** Every reason a condition can carry (CamelCase, metav1.Condition). */
@@ -93,7 +97,15 @@ export type ConditionReason =
   | 'PodsUnschedulable'
   | 'RolloutStalled'
   | 'ClusterScopeRequired'
-  | 'Ready';
+  | 'Ready'
+  | 'Synchronous'
+  | 'NotSynchronous'
+  | 'NotReported'
+  | 'SignersUnreachable'
+  | 'NoSigners'
+  | 'HistoryIntact'
+  | 'DatabaseRegressed'
+  | 'HighWaterMarksOff';
 
 export interface Condition {
   type: ConditionType | string;

@@ -16,6 +16,7 @@ import {
   selectorLabels,
 } from './names.js';
 import { containerSecurityContext, podSecurityContext } from './security.js';
+import { highWaterMarksEnabled, highWaterMarksEnv } from './high-water-marks.js';
 import { METRICS_PORT_NAME, metricsContainerPort, tlsEnv, tlsVolume } from './tls.js';
 
 export interface DeploymentInputs {
@@ -25,9 +26,14 @@ export interface DeploymentInputs {
   jsonRpcClientsChecksum?: string;
 }
 
-/** Whether signer pods need a ServiceAccount token (to call TokenReview for ServiceAccount clients). */
+/** Whether the signers call TokenReview (ServiceAccount clients), which needs the cluster-scoped binding. */
 export function needsApiToken(vhs: ValidatorHASignerResource): boolean {
   return !vhs.spec.clients?.disableAuthentication && (vhs.spec.clients?.serviceAccounts?.length ?? 0) > 0;
+}
+
+/** Whether signer pods mount a ServiceAccount token: for TokenReview, or for the high-water-mark ConfigMap. */
+export function mountsApiToken(vhs: ValidatorHASignerResource): boolean {
+  return needsApiToken(vhs) || highWaterMarksEnabled(vhs);
 }
 
 export function signerEnv(vhs: ValidatorHASignerResource): k8s.V1EnvVar[] {
@@ -63,6 +69,7 @@ export function signerEnv(vhs: ValidatorHASignerResource): k8s.V1EnvVar[] {
   const aztecNodes = aztecNodesOf(vhs).length > 0;
   if (aztecNodes) env.push({ name: SIGNER_ENV.jsonRpcClientsFile, value: POD_PATHS.jsonRpcClientsFile });
   if (s.jsonRpc || aztecNodes) env.push({ name: SIGNER_ENV.jsonRpcEnabled, value: 'true' });
+  env.push(...highWaterMarksEnv(vhs));
   env.push(...tlsEnv(vhs));
   return env;
 }
@@ -180,7 +187,7 @@ export function buildDeployment(vhs: ValidatorHASignerResource, ctx: BuildContex
         },
         spec: {
           serviceAccountName: names.serviceAccount(vhs),
-          automountServiceAccountToken: needsApiToken(vhs),
+          automountServiceAccountToken: mountsApiToken(vhs),
           enableServiceLinks: false,
           terminationGracePeriodSeconds: 30,
           securityContext: podSecurityContext(),

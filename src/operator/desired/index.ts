@@ -10,6 +10,12 @@ import {
 } from './aztec-nodes.js';
 import { buildClientsConfigMap, clientsConfigMapNeeded } from './configmap.js';
 import { buildDeployment } from './deployment.js';
+import {
+  buildHighWaterMarksConfigMap,
+  buildHighWaterMarksRole,
+  buildHighWaterMarksRoleBinding,
+  highWaterMarksEnabled,
+} from './high-water-marks.js';
 import { buildNetworkPolicy, networkPolicyEnabled } from './networkpolicy.js';
 import { buildPodDisruptionBudget } from './pdb.js';
 import { buildService } from './service.js';
@@ -23,6 +29,7 @@ export * from './conditions.js';
 export * from './configmap.js';
 export * from './database.js';
 export * from './deployment.js';
+export * from './high-water-marks.js';
 export * from './job.js';
 export * from './names.js';
 export * from './networkpolicy.js';
@@ -49,6 +56,9 @@ export interface WorkloadInputs {
 export function desiredWorkload(vhs: ValidatorHASignerResource, ctx: BuildContext, inputs: WorkloadInputs): k8s.KubernetesObject[] {
   const out: k8s.KubernetesObject[] = [buildServiceAccount(vhs)];
   if (clientsConfigMapNeeded(vhs)) out.push(buildClientsConfigMap(vhs));
+  // The marks store before the pods: a signer whose store cannot be read does not start.
+  if (highWaterMarksEnabled(vhs))
+    out.push(buildHighWaterMarksConfigMap(vhs), buildHighWaterMarksRole(vhs), buildHighWaterMarksRoleBinding(vhs));
   out.push(buildService(vhs), buildPodDisruptionBudget(vhs));
   if (networkPolicyEnabled(vhs)) out.push(buildNetworkPolicy(vhs));
   if (serviceMonitorRequested(vhs) && inputs.serviceMonitorCrd) out.push(buildServiceMonitor(vhs));

@@ -93,6 +93,8 @@ export const names = {
   serviceMonitor: (vhs: ValidatorHASignerResource) => vhs.metadata.name,
   serviceAccount: (vhs: ValidatorHASignerResource) => `${vhs.metadata.name}-signer`,
   clientsConfigMap: (vhs: ValidatorHASignerResource) => `${vhs.metadata.name}-clients`,
+  /** The signers' external high-water marks, and the Role/RoleBinding that grant access to it (same name). */
+  highWaterMarks: (vhs: ValidatorHASignerResource) => `${vhs.metadata.name}-high-water-marks`,
   /** The signer's JSON-RPC clients file (stock Aztec nodes with their URL secrets). */
   jsonRpcClientsSecret: (vhs: ValidatorHASignerResource) => `${vhs.metadata.name}-jsonrpc-clients`,
   /** Cluster-scoped: cannot be owned by a namespaced resource; the operator deletes it itself. */

@@ -21,6 +21,7 @@ import type { Log, ReconcileApi, ReconcilerCaches } from './api.js';
 import { readInputs, secretLookup } from './inputs.js';
 import { applyMigrationPhase, observeMigration, type MigrationObservation } from './migration.js';
 import { claimDatabaseOwnership, releaseDatabaseOwnership } from './ownership.js';
+import { historyIntactCondition, readSignerReports, synchronousReplicationCondition, type ReadyzFetcher } from './safety.js';
 import { recordEvent, StatusRecorder, writeStatus } from './status.js';
 import { applyWorkload } from './workload.js';
 
@@ -45,7 +46,12 @@ export interface ReconcilerOptions {
   log: Log;
   /** Ask for another resource to be reconciled (the loser after an ownership takeover). */
   enqueue: (key: string) => void;
+  /** Reads a signer pod's /readyz (failover-safety conditions); default: HTTP to the pod IP's metrics port. */
+  readyz?: ReadyzFetcher;
 }
+
+/** How often a served resource's failover-safety conditions are refreshed from its pods. */
+export const SAFETY_REFRESH_MS = 30_000;
 
 export interface ReconcileResult {
   requeueAfterMs?: number;
@@ -165,15 +171,20 @@ export class Reconciler {
     // serves, from the pods themselves.
     const ns = vhs.metadata.namespace;
     const dep = workload.deployment ?? caches.deployments.get(ns, names.deployment(vhs));
-    const quick = rolloutState(dep);
-    const pods = quick.complete ? [] : await api.listPods(ns, labelSelectorString(selectorLabels(vhs))).catch(() => []);
-    const r = rec.reportDeployment(dep, pods);
+    const pods = await api.listPods(ns, labelSelectorString(selectorLabels(vhs))).catch(() => []);
+    const r = rec.reportDeployment(dep, rolloutState(dep).complete ? [] : pods);
+    // Phase 6, failover safety as the signers report it (never fails the reconcile).
+    const reports = await readSignerReports(pods, opts.readyz);
+    const sync = synchronousReplicationCondition(reports);
+    rec.set('SynchronousReplication', sync.status, sync.reason, sync.message);
+    const history = historyIntactCondition(vhs, reports);
+    rec.set('HistoryIntact', history.status, history.reason, history.message);
     if (r.complete) rec.set('Ready', 'True', 'Ready', `${r.message}; serving at ${endpointUrl(vhs)}`);
     else if (r.cause) rec.set('Ready', 'False', r.cause.reason, `${r.message}; ${r.cause.message}`);
     else rec.set('Ready', 'False', r.available ? 'RollingOut' : 'DeploymentUnavailable', r.message);
     // Pod failures (crash loops, pulls) do not move the Deployment's status: look again while the rollout is incomplete.
     if (!r.complete) return { requeueAfterMs: 10_000 };
-    return {};
+    return { requeueAfterMs: SAFETY_REFRESH_MS };
   }
 }
 

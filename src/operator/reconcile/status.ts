@@ -32,6 +32,8 @@ export const WARNING_REASONS: ReadonlySet<ConditionReason> = new Set<ConditionRe
   'ClusterScopeRequired',
   'PodsUnschedulable',
   'RolloutStalled',
+  'NotSynchronous',
+  'DatabaseRegressed',
 ]);
 
 export class StatusRecorder {
@@ -57,7 +59,7 @@ export class StatusRecorder {
   /** Sets `type` False and every later condition False/Unknown with the same reason (Ready always False). */
   block(type: ConditionType, reason: ConditionReason, message: string, later: 'False' | 'Unknown' = 'False'): void {
     this.set(type, 'False', reason, message);
-    for (const t of CONDITION_ORDER.slice(CONDITION_ORDER.indexOf(type) + 1)) {
+    for (const t of CONDITION_ORDER.slice((CONDITION_ORDER as readonly string[]).indexOf(type) + 1)) {
       if (t === 'Ready') this.set('Ready', 'False', reason, message);
       else this.set(t, later, reason, `waiting: ${message}`);
     }

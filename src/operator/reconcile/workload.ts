@@ -21,6 +21,7 @@ import {
   CERT_MANAGER_GROUP_VERSION,
   certificateName,
   certificateRequested,
+  highWaterMarksEnabled,
 } from '../desired/index.js';
 import type { BuildContext, ValidatorHASignerResource } from '../types.js';
 import type { WorkloadApi } from './api.js';
@@ -63,6 +64,11 @@ export async function applyWorkload(
     else await api.deleteClusterRoleBinding(names.tokenReviewBinding(ns, vhs.metadata.name));
   }
   if (!networkPolicyEnabled(vhs)) await api.deleteObject('networking.k8s.io/v1', 'NetworkPolicy', ns, names.networkPolicy(vhs));
+  // Off: the signers lose access; the ConfigMap itself (the marks) is kept, as on deletion.
+  if (!highWaterMarksEnabled(vhs)) {
+    await api.deleteObject('rbac.authorization.k8s.io/v1', 'RoleBinding', ns, names.highWaterMarks(vhs));
+    await api.deleteObject('rbac.authorization.k8s.io/v1', 'Role', ns, names.highWaterMarks(vhs));
+  }
   if (!clientsConfigMapNeeded(vhs)) await api.deleteObject('v1', 'ConfigMap', ns, names.clientsConfigMap(vhs));
   if (!serviceMonitorRequested(vhs) && (await serves()))
     await api.deleteObject(SERVICE_MONITOR_GROUP_VERSION, 'ServiceMonitor', ns, names.serviceMonitor(vhs));

@@ -134,7 +134,8 @@ describe('Deployment', () => {
     expect(c.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
     expect(c.volumeMounts).toContainEqual({ name: 'auth', mountPath: '/var/run/ha-signer/auth', readOnly: true });
     expect(pod.volumes).toContainEqual({ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } });
-    expect(pod.automountServiceAccountToken).toBe(false);
+    // The token for the high-water-mark ConfigMap (spec.protection.highWaterMarks defaults to Kubernetes).
+    expect(pod.automountServiceAccountToken).toBe(true);
     expect(pod.serviceAccountName).toBe('sig-signer');
   });
 
@@ -216,7 +217,17 @@ describe('Deployment', () => {
     expect(crb.subjects).toEqual([{ kind: 'ServiceAccount', name: 'sig-signer', namespace: 'val' }]);
     expect(crb.metadata!.ownerReferences).toBeUndefined();
     const kinds = desiredWorkload(v, CTX, { secretsChecksum: 'x', serviceMonitorCrd: false }).map((o) => o.kind);
-    expect(kinds).toEqual(['ServiceAccount', 'ConfigMap', 'Service', 'PodDisruptionBudget', 'NetworkPolicy', 'Deployment']);
+    expect(kinds).toEqual([
+      'ServiceAccount',
+      'ConfigMap',
+      'ConfigMap',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'PodDisruptionBudget',
+      'NetworkPolicy',
+      'Deployment',
+    ]);
   });
 
   it('auth disabled: no auth volume, HA_SIGNER_AUTH_DISABLED', () => {

@@ -245,7 +245,15 @@ describe('phase: workload', () => {
     const api = new FakeWorkloadApi();
     const v = vhs({ networkPolicy: { enabled: false }, serviceMonitor: { enabled: true } });
     const result = await applyWorkload(v, api, CTX, inputs);
-    expect(api.applied.map((o) => o.kind)).toEqual(['ServiceAccount', 'Service', 'PodDisruptionBudget', 'Deployment']);
+    expect(api.applied.map((o) => o.kind)).toEqual([
+      'ServiceAccount',
+      'ConfigMap',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'PodDisruptionBudget',
+      'Deployment',
+    ]);
     expect(result.deployment?.kind).toBe('Deployment');
     expect(result.serviceMonitorCrdMissing).toBe(true);
     expect(api.deleted).toEqual([
@@ -262,6 +270,9 @@ describe('phase: workload', () => {
     expect(api.applied.map((o) => o.kind)).toEqual([
       'ServiceAccount',
       'ConfigMap',
+      'ConfigMap',
+      'Role',
+      'RoleBinding',
       'Service',
       'PodDisruptionBudget',
       'NetworkPolicy',
