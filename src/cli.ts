@@ -21,6 +21,8 @@ const COMMANDS = {
   demo: async () => (await import('./commands/demo.js')).command,
   history: async () => (await import('./commands/history.js')).command,
   watermark: async () => (await import('./commands/watermark.js')).command,
+  check: async () => (await import('./commands/check.js')).command,
+  'operator-stop': async () => (await import('./commands/operator-stop.js')).command,
 } satisfies Record<string, () => Promise<Command>>;
 
 type CommandName = keyof typeof COMMANDS;
@@ -36,6 +38,8 @@ Usage:
   ha-signer history export [--output FILE]     slashing-protection history as a JSON interchange document
   ha-signer history import FILE [--dry-run]    merge one: adds history, raises watermarks, reports conflicts
   ha-signer watermark raise --validator 0x.. --slot N    refuse every duty at or below slot N (recovery)
+  ha-signer check ready (--url URL | --service NAME) [--timeout 60s]    wait for a health endpoint (helm test)
+  ha-signer operator-stop --deployment NAME [--namespace NS]    scale the operator to 0, wait (pre-delete hook)
   ha-signer --version | -V
   ha-signer <command> --help       the command's usage and flags (also: ha-signer help <command>)
 

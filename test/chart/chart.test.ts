@@ -293,20 +293,29 @@ describe.skipIf(!helm)('chart values', () => {
     const selector = deployment(objs).spec!.selector.matchLabels!;
     const testPod = find(objs, 'Pod') as k8s.V1Pod;
     expect(testPod.metadata!.annotations!['helm.sh/hook']).toBe('test');
-    expect(testPod.spec!.containers[0]!.env!.find((e) => e.name === 'OPERATOR_READYZ_URL')!.value).toBe(
-      'http://rel-ha-signer-metrics.ops.svc:8081/readyz',
-    );
+    // The project's CLI through the image's entrypoint (no command: the distroless image has no shell).
+    expect(testPod.spec!.containers[0]!.command).toBeUndefined();
+    expect(testPod.spec!.containers[0]!.args).toEqual([
+      'check',
+      'ready',
+      '--service=rel-ha-signer-metrics',
+      '--namespace=ops',
+      '--port=metrics',
+      '--path=/readyz',
+      '--timeout=60s',
+    ]);
+    expect(testPod.spec!.serviceAccountName).toBe('rel-ha-signer-test');
+    expect(find(objs, 'Role', 'rel-ha-signer-test').rules).toEqual([
+      { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list'] },
+    ]);
     const job = find(objs, 'Job') as k8s.V1Job;
     expect(job.metadata!.annotations).toMatchObject({ 'helm.sh/hook': 'pre-delete', 'helm.sh/hook-weight': '0' });
     for (const labels of [testPod.metadata!.labels!, job.spec!.template.metadata!.labels!]) {
       expect(Object.entries(selector).every(([k, v]) => labels[k] === v)).toBe(false);
     }
-    const env = Object.fromEntries(job.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
-    expect(env).toMatchObject({
-      TARGET_NAMESPACE: 'ops',
-      TARGET_DEPLOYMENT: 'rel-ha-signer',
-      TARGET_SELECTOR: 'app.kubernetes.io/component=operator,app.kubernetes.io/instance=rel,app.kubernetes.io/name=ha-signer',
-    });
+    const hookContainer = job.spec!.template.spec!.containers[0]!;
+    expect(hookContainer.command).toBeUndefined();
+    expect(hookContainer.args).toEqual(['operator-stop', '--deployment=rel-ha-signer', '--namespace=ops', '--timeout=120s']);
     // Its RBAC exists before the Job (lower weight) and may only scale this Deployment.
     const role = find(objs, 'Role', 'rel-ha-signer-uninstall');
     expect(Number(role.metadata!.annotations!['helm.sh/hook-weight'])).toBeLessThan(0);
@@ -314,10 +323,10 @@ describe.skipIf(!helm)('chart values', () => {
       apiGroups: ['apps'],
       resources: ['deployments/scale'],
       resourceNames: ['rel-ha-signer'],
-      verbs: ['get', 'patch'],
+      verbs: ['get', 'update'],
     });
     // The grace period covers the operator's drain; the hook waits longer than that.
-    expect(Number(env.TIMEOUT_SECONDS)).toBeGreaterThan(deployment(objs).spec!.template.spec!.terminationGracePeriodSeconds!);
+    expect(Number(/^--timeout=(\d+)s$/.exec(hookContainer.args!.at(-1)!)![1])).toBeGreaterThan(deployment(objs).spec!.template.spec!.terminationGracePeriodSeconds!);
     expect(
       template('--set', 'uninstallHook.enabled=false', '--set', 'tests.enabled=false').some((o) => o.kind === 'Job' || o.kind === 'Pod'),
     ).toBe(false);

@@ -25,6 +25,9 @@ const COMMANDS: [string[], string][] = [
   [['history', 'import'], 'ha-signer history import FILE [--dry-run]'],
   [['watermark'], 'ha-signer watermark raise --validator'],
   [['watermark', 'raise'], 'ha-signer watermark raise --validator'],
+  [['check'], 'ha-signer check ready'],
+  [['check', 'ready'], 'ha-signer check ready'],
+  [['operator-stop'], 'ha-signer operator-stop --deployment'],
 ];
 
 /** Would make each command do something real if it ran: an unreachable database, so a run fails loudly instead. */
