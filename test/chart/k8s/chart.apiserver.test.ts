@@ -1,12 +1,12 @@
 /**
  * The chart on the test control plane (real kube-apiserver, controllers and the local kubelet running the project's
  * image): every feature on, applied by server-side dry run (with the Prometheus operator's real CRDs installed for the
- * run); namespaced mode; aggregated view/edit roles judged by the API server; and a real `helm install` whose
- * pre-delete hook (run as rendered, with its own ServiceAccount token) stops the operator so that the leader releases
- * its Lease before `helm uninstall` removes the RBAC.
+ * run); namespaced mode; aggregated view/edit roles judged by the API server; and a real `helm install` -> a resource
+ * Ready -> `helm test` (the chart's test pod, run by the local kubelet) -> `helm upgrade` -> `helm uninstall` whose
+ * pre-delete hook Job (run through Helm) stops the operator so that the leader releases its Lease before the RBAC goes.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { clients, createTestNamespace, describeK8s, k8sEnv, kubeConfig, type TestNamespace, waitFor } from '../../harness/k8s.js';
 import { createSecret, createVhs, ROLLUP_A, validatorKey, vhsBody, waitForCondition } from '../../operator/e2e/support.js';
 import { createTestDatabase } from '../../support/postgres.js';
+import { GROUP, PLURAL, VERSION } from '../../../src/operator/types.js';
 import { ALL_FEATURES, CHART, parseDocuments, REPO_ROOT } from '../support.js';
 
 const MONITORING_CRDS = ['prometheusrules', 'servicemonitors'].map((p) =>
@@ -146,18 +147,6 @@ describeK8s('Helm chart on the test control plane', () => {
     );
     console.log(`chart: helm install --wait + leader elected in ${Date.now() - started} ms (leader ${holder})`);
 
-    // helm upgrade: a changed value rolls the operator; a leader is elected again.
-    helm(['upgrade', release, CHART, '-n', ns.name, '--reuse-values', '--set', 'workers=2', '--wait', '--timeout', '150s']);
-    expect(
-      (await apps.readNamespacedDeployment({ namespace: ns.name, name: fullname })).spec!.template.spec!.containers[0]!.args,
-    ).toContain('--workers=2');
-    await waitFor(
-      async () =>
-        (await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' }).catch(() => undefined))?.spec
-          ?.holderIdentity || undefined,
-      { timeoutMs: 60_000, message: 'operator leader Lease after upgrade' },
-    );
-
     // The operator from the chart's own pod spec reconciles a resource to Ready (migration Job, signer pods).
     await createSecret(ns.name, 'db', { uri: await createTestDatabase('chart_install') });
     await createSecret(ns.name, 'keys', { 'validator-1': validatorKey() });
@@ -175,6 +164,30 @@ describeK8s('Helm chart on the test control plane', () => {
     );
     await waitForCondition(ns.name, 'fromchart', 'Ready', 'True', { timeoutMs: 120_000 });
     console.log(`chart: ValidatorHASigner Ready=True ${Date.now() - vhsStarted} ms after apply (operator installed by the chart)`);
+
+    // helm test, through Helm: the chart's test pod (ha-signer check ready --service, the project's CLI from the
+    // image's entrypoint) with its own ServiceAccount finds the operator's ready endpoint and passes.
+    const helmTest = (when: string) => {
+      const testStarted = Date.now();
+      const out = helm(['test', release, '-n', ns.name, '--timeout', '120s']);
+      console.log(`chart: helm test (${when}) passed in ${Date.now() - testStarted} ms`);
+      expect(out).toMatch(new RegExp(`TEST SUITE:\\s+${fullname}-test-operator-ready[\\s\\S]*Phase:\\s+Succeeded`));
+    };
+    helmTest('after install');
+
+    // helm upgrade: a changed value rolls the operator; a leader is elected again, the resource stays Ready and helm test passes.
+    helm(['upgrade', release, CHART, '-n', ns.name, '--reuse-values', '--set', 'workers=2', '--wait', '--timeout', '150s']);
+    expect(
+      (await apps.readNamespacedDeployment({ namespace: ns.name, name: fullname })).spec!.template.spec!.containers[0]!.args,
+    ).toContain('--workers=2');
+    await waitFor(
+      async () =>
+        (await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' }).catch(() => undefined))?.spec
+          ?.holderIdentity || undefined,
+      { timeoutMs: 60_000, message: 'operator leader Lease after upgrade' },
+    );
+    await waitForCondition(ns.name, 'fromchart', 'Ready', 'True', { timeoutMs: 120_000 });
+    helmTest('after upgrade');
 
     // Aggregated roles: a namespace user bound to the built-in edit role may create ValidatorHASigners; view may read.
     const can = async (user: string, verb: string) =>
@@ -200,77 +213,87 @@ describeK8s('Helm chart on the test control plane', () => {
     expect(await can('view-user', 'create')).toBe(false);
     expect(await can('someone-else', 'list')).toBe(false);
 
-    // The pre-delete hook as installed in the release (helm get hooks), run as its Job would: same command and env,
-    // with a token of the hook's own ServiceAccount and the API server's CA.
-    const hooks = parseDocuments(helm(['get', 'hooks', release, '-n', ns.name]));
-    const job = hooks.find((o) => o.kind === 'Job') as k8s.V1Job;
-    expect(job.metadata!.annotations!['helm.sh/hook']).toBe('pre-delete');
-    const hookRbac = hooks.filter(
-      (o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind!) && o.metadata!.annotations?.['helm.sh/hook'] === 'pre-delete',
-    );
-    expect(hookRbac).toHaveLength(3);
-    kubectl(['apply', '-n', ns.name, '-f', '-'], hookRbac.map((o) => JSON.stringify(o)).join('\n---\n'));
-    const token = (
-      await core.createNamespacedServiceAccountToken({
-        namespace: ns.name,
-        name: job.spec!.template.spec!.serviceAccountName!,
-        body: { spec: { audiences: [], expirationSeconds: 600 } },
-      })
-    ).status!.token;
-    writeFileSync(path.join(tmp, 'token'), token!, { mode: 0o600 });
-    writeFileSync(path.join(tmp, 'ca.crt'), Buffer.from(kc.getCurrentCluster()!.caData!, 'base64'));
-    const c = job.spec!.template.spec!.containers[0]!;
-    const jobEnv = Object.fromEntries(c.env!.map((e) => [e.name, e.value!]));
-    const stopStarted = Date.now();
-    const result = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, c.command!.slice(1), {
-        env: {
-          PATH: process.env.PATH ?? '',
-          ...jobEnv,
-          NODE_EXTRA_CA_CERTS: path.join(tmp, 'ca.crt'),
-          TOKEN_FILE: path.join(tmp, 'token'),
-          KUBERNETES_SERVICE_HOST: '127.0.0.1',
-          KUBERNETES_SERVICE_PORT: String(env().apiserverPort),
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      child.on('exit', (code) => resolve({ code, out }));
+    // The resource goes first (the running operator removes its finalizer and cluster-scoped objects).
+    await clients().custom.deleteNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      namespace: ns.name,
+      name: 'fromchart',
     });
-    console.log(`chart: pre-delete hook took ${Date.now() - stopStarted} ms: ${result.out.trim().replace(/\n/g, ' | ')}`);
-    expect(result.code).toBe(0);
-    expect(result.out).toContain('operator pods gone');
-    expect((await apps.readNamespacedDeployment({ namespace: ns.name, name: fullname })).spec!.replicas).toBe(0);
-    // The leader released the Lease on SIGTERM while its RBAC existed.
-    expect((await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' })).spec!.holderIdentity ?? '').toBe(
-      '',
+    await waitFor(
+      async () =>
+        (await clients()
+          .custom.getNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            namespace: ns.name,
+            name: 'fromchart',
+          })
+          .then(
+            () => undefined,
+            () => true,
+          )) ?? undefined,
+      { timeoutMs: 60_000, message: 'ValidatorHASigner deleted' },
     );
 
-    // The hook already ran (as the Job would have); the uninstall removes the release's objects.
-    helm(['uninstall', release, '-n', ns.name, '--no-hooks', '--wait', '--timeout', '60s']);
+    // helm uninstall with its hooks, through Helm: the pre-delete Job (ha-signer operator-stop, with its own
+    // ServiceAccount) scales the operator to 0 and waits for the pods while the operator's RBAC still exists, so the
+    // leader releases its Lease on SIGTERM; then Helm deletes the release and the hook's objects.
+    const leaseBefore = await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' });
+    expect(leaseBefore.spec!.holderIdentity).toBeTruthy();
+    const uninstallStarted = Date.now();
+    helm(['uninstall', release, '-n', ns.name, '--wait', '--timeout', '150s']);
+    console.log(`chart: helm uninstall (pre-delete hook included) took ${Date.now() - uninstallStarted} ms`);
     const { objects } = clients();
+    const exists = (apiVersion: string, kind: string, name: string, namespace?: string) =>
+      objects.read({ apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } }).then(
+        () => true,
+        () => false,
+      );
     for (const [apiVersion, kind, namespace, name] of [
       ['apps/v1', 'Deployment', ns.name, fullname],
       ['rbac.authorization.k8s.io/v1', 'ClusterRole', undefined, fullname],
       ['rbac.authorization.k8s.io/v1', 'ClusterRole', undefined, `${fullname}-view`],
       ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', undefined, fullname],
       ['rbac.authorization.k8s.io/v1', 'RoleBinding', ns.name, `${fullname}-leader-election`],
+      // The hooks' objects: deleted by their hook-succeeded policy.
+      ['batch/v1', 'Job', ns.name, `${fullname}-uninstall`],
+      ['v1', 'ServiceAccount', ns.name, `${fullname}-uninstall`],
+      ['rbac.authorization.k8s.io/v1', 'Role', ns.name, `${fullname}-uninstall`],
+      ['rbac.authorization.k8s.io/v1', 'RoleBinding', ns.name, `${fullname}-uninstall`],
+      ['v1', 'Pod', ns.name, `${fullname}-test-operator-ready`],
+      ['v1', 'ServiceAccount', ns.name, `${fullname}-test`],
+      ['rbac.authorization.k8s.io/v1', 'Role', ns.name, `${fullname}-test`],
+      ['rbac.authorization.k8s.io/v1', 'RoleBinding', ns.name, `${fullname}-test`],
     ] as const) {
-      const found = await objects.read({ apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } }).then(
-        () => true,
-        () => false,
-      );
-      expect(found, `${kind} ${name} after uninstall`).toBe(false);
+      expect(await exists(apiVersion, kind, name, namespace), `${kind} ${name} after uninstall`).toBe(false);
     }
     expect(await listPodsOf(core, ns.name, fullname)).toEqual([]);
-    expect((await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' })).spec!.holderIdentity ?? '').toBe(
-      '',
+    // Nothing held: the leader released the Lease (before RBAC went) instead of letting it expire.
+    const lease = await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' });
+    expect(lease.spec!.holderIdentity ?? '').toBe('');
+    // Nothing left of the resource either: no TokenReview binding, no database-claim ConfigMap.
+    const leftovers = (await rbac.listClusterRoleBinding()).items.filter((b) =>
+      b.subjects?.some((s) => s.namespace === ns.name && s.kind === 'ServiceAccount'),
     );
-    // The hook's objects are hooks: not part of the release's manifest, removed here as the hook's delete policy would.
-    kubectl(['delete', '-n', ns.name, '-f', '-'], hookRbac.map((o) => JSON.stringify(o)).join('\n---\n'));
-  });
+    expect(leftovers.map((b) => b.metadata!.name)).toEqual([]);
+    // The resource's objects (claim and clients ConfigMaps, signer pods) go with it (garbage collector: waited for).
+    const leftOver = async () => [
+      ...(await core.listNamespacedConfigMap({ namespace: ns.name })).items
+        .map((c) => `ConfigMap ${c.metadata!.name}`)
+        // kube-root-ca.crt is Kubernetes'; the high-water marks are kept on purpose (failover-safety data, not a hold).
+        .filter((n) => n !== 'ConfigMap kube-root-ca.crt' && n !== 'ConfigMap fromchart-high-water-marks'),
+      ...(await core.listNamespacedPod({ namespace: ns.name })).items.map((p) => `Pod ${p.metadata!.name}`),
+    ];
+    await waitFor(async () => ((await leftOver()).length === 0 ? true : undefined), {
+      timeoutMs: 60_000,
+      message: 'no ConfigMaps or pods left in the namespace',
+    }).catch(async (error: Error) => {
+      throw new Error(`${error.message}: ${(await leftOver()).join(', ')}`);
+    });
+  }, 300_000);
 
   it('namespaced install (Roles only) runs: the operator syncs its informers and leads with namespace rights alone', async () => {
     const other = await createTestNamespace('chartns');
