@@ -32,10 +32,14 @@ export class ConfigMapHighWaterMarkStore implements HighWaterMarkStore {
     readonly name: string,
   ) {}
 
-  /** From the pod's ServiceAccount (in cluster) or KUBECONFIG, as the Kubernetes client finds it. */
-  static fromDefaultConfig(namespace: string, name: string): ConfigMapHighWaterMarkStore {
+  /**
+   * From the pod's ServiceAccount (in cluster: its token under `fsRoot`, HA_SIGNER_FS_ROOT, as auth.ts reads it) or
+   * KUBECONFIG, as the Kubernetes client finds it.
+   */
+  static fromDefaultConfig(namespace: string, name: string, fsRoot = ''): ConfigMapHighWaterMarkStore {
     const kc = new k8s.KubeConfig();
-    kc.loadFromDefault();
+    if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster(fsRoot === '/' ? '' : fsRoot);
+    else kc.loadFromDefault();
     return new ConfigMapHighWaterMarkStore(kc.makeApiClient(k8s.CoreV1Api), namespace, name);
   }
 

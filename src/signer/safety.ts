@@ -23,6 +23,8 @@ export interface SafetySettings {
   highWaterMarksFile: string | undefined;
   /** `<namespace>/<name>` of the high-water mark ConfigMap; undefined: none. */
   highWaterMarksConfigMap: { namespace: string; name: string } | undefined;
+  /** HA_SIGNER_FS_ROOT: where the in-cluster ServiceAccount token is read for the ConfigMap store. */
+  fsRoot?: string;
 }
 
 export function safetyFromEnv(env: Env, fsRoot: string): SafetySettings {
@@ -51,6 +53,7 @@ export function safetyFromEnv(env: Env, fsRoot: string): SafetySettings {
     highWaterMarksConfigMap: parts && configMap !== undefined ? { namespace: parts[0]!, name: parts[1]! } : undefined,
     requireSynchronousReplication: required === undefined ? false : parseBoolean(SAFETY_ENV.requireSynchronousReplication, required),
     highWaterMarksFile: file === undefined ? undefined : underFsRoot(fsRoot, file),
+    fsRoot,
   };
 }
 
@@ -62,6 +65,10 @@ export function safetyDeps(
   const { highWaterMarksFile: file, highWaterMarksConfigMap: map } = settings;
   const marks =
     store ??
-    (file ? new FileHighWaterMarkStore(file) : map ? ConfigMapHighWaterMarkStore.fromDefaultConfig(map.namespace, map.name) : undefined);
+    (file
+      ? new FileHighWaterMarkStore(file)
+      : map
+        ? ConfigMapHighWaterMarkStore.fromDefaultConfig(map.namespace, map.name, settings.fsRoot)
+        : undefined);
   return { requireSynchronousReplication: settings.requireSynchronousReplication, ...(marks ? { highWaterMarks: marks } : {}) };
 }

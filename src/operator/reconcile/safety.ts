@@ -98,8 +98,12 @@ export function historyIntactCondition(vhs: ValidatorHASignerResource, reports: 
       message: 'spec.protection.highWaterMarks is Off: no external marks to check against',
     };
   if (reports.length === 0) return { status: 'Unknown', reason: 'NoSigners', message: 'no signer pod is running' };
-  const answered = reports.flatMap((r) => ('report' in r ? [r.report] : []));
-  if (answered.length === 0) return { status: 'Unknown', reason: 'SignersUnreachable', message: unreachable(reports) };
+  const reached = reports.flatMap((r) => ('report' in r ? [r.report] : []));
+  if (reached.length === 0) return { status: 'Unknown', reason: 'SignersUnreachable', message: unreachable(reports) };
+  // A signer lists historyRegressions (maybe empty) only once its history guard runs.
+  const answered = reached.filter((r) => r.historyRegressions !== undefined);
+  if (answered.length === 0)
+    return { status: 'Unknown', reason: 'NotReported', message: 'the signers have not reported a history check yet' };
   // One validator may be reported by several pods: the highest refused slot counts.
   const refused = new Map<string, bigint>();
   for (const r of answered)

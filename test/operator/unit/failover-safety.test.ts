@@ -135,6 +135,7 @@ describe('failover-safety conditions from the signers /readyz', () => {
       status: 'True',
       reason: 'HistoryIntact',
     });
+    expect(historyIntactCondition(v, [{ pod: 'a', report: {} }])).toMatchObject({ status: 'Unknown', reason: 'NotReported' });
     expect(historyIntactCondition(v, [{ pod: 'a', error: 'x' }])).toMatchObject({ status: 'Unknown', reason: 'SignersUnreachable' });
     expect(historyIntactCondition(vhs({ protection: { highWaterMarks: 'Off' } }), regressed)).toMatchObject({
       status: 'Unknown',
