@@ -114,6 +114,12 @@ describeK8s('Helm chart on the API server', () => {
     // clients file; RBAC cannot restrict create to owned objects) and the resource's metadata (cleanup finalizer).
     expect(await can('create', '', 'secrets', other)).toBe(true);
     expect(await can('patch', 'ha-signer.dev', 'validatorhasigners', other, 'x')).toBe(true);
+    // The signers' high-water-mark Role + RoleBinding; RBAC lets it grant only what it holds (get/update/patch on configmaps).
+    expect(await can('create', 'rbac.authorization.k8s.io', 'roles', other)).toBe(true);
+    expect(await can('create', 'rbac.authorization.k8s.io', 'rolebindings', other)).toBe(true);
+    expect(await can('update', '', 'configmaps', other, 'x-high-water-marks')).toBe(true);
+    expect(await can('escalate', 'rbac.authorization.k8s.io', 'roles', other)).toBe(false);
+    expect(await can('bind', 'rbac.authorization.k8s.io', 'roles', other)).toBe(false);
     // Least privilege otherwise: no leases elsewhere, no binding other roles, no creating or deleting resources.
     expect(await can('update', 'coordination.k8s.io', 'leases', other)).toBe(false);
     expect(await can('bind', 'rbac.authorization.k8s.io', 'clusterroles', undefined, 'cluster-admin')).toBe(false);
