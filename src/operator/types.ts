@@ -145,6 +145,8 @@ export interface ValidatorHASignerResource {
 export interface BuildContext {
   /** Image for signer pods and migration Jobs when the resource names none. */
   defaultImage: string;
+  /** The operator's namespace: its pods may reach the signers' metrics port (NetworkPolicy) to read /readyz. */
+  operatorNamespace?: string;
 }
 
 /** The contract's paths inside a signer pod and its port (src/contract.ts, docs/runtime-contract.md). */

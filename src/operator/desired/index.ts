@@ -60,7 +60,7 @@ export function desiredWorkload(vhs: ValidatorHASignerResource, ctx: BuildContex
   if (highWaterMarksEnabled(vhs))
     out.push(buildHighWaterMarksConfigMap(vhs), buildHighWaterMarksRole(vhs), buildHighWaterMarksRoleBinding(vhs));
   out.push(buildService(vhs), buildPodDisruptionBudget(vhs));
-  if (networkPolicyEnabled(vhs)) out.push(buildNetworkPolicy(vhs));
+  if (networkPolicyEnabled(vhs)) out.push(buildNetworkPolicy(vhs, ctx.operatorNamespace));
   if (serviceMonitorRequested(vhs) && inputs.serviceMonitorCrd) out.push(buildServiceMonitor(vhs));
   if (certificateRequested(vhs) && inputs.certManagerCrd) out.push(buildCertificate(vhs));
   const nodes = aztecNodesOf(vhs);

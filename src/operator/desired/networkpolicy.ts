@@ -22,9 +22,20 @@ export function networkPolicyEnabled(vhs: ValidatorHASignerResource): boolean {
   return vhs.spec.networkPolicy?.enabled ?? true;
 }
 
-export function buildNetworkPolicy(vhs: ValidatorHASignerResource): k8s.V1NetworkPolicy {
+/**
+ * The operator's pods as the chart labels them, in `namespace`: they read the signers' /readyz on the metrics port
+ * for the failover-safety conditions (src/operator/reconcile/safety.ts).
+ */
+export function operatorPeer(namespace: string): k8s.V1NetworkPolicyPeer {
+  return {
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+    podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ha-signer', 'app.kubernetes.io/component': 'operator' } },
+  };
+}
+
+export function buildNetworkPolicy(vhs: ValidatorHASignerResource, operatorNamespace?: string): k8s.V1NetworkPolicy {
   const peers = networkPolicyPeers(vhs);
-  const scrapers = vhs.spec.networkPolicy?.metricsFrom ?? [];
+  const scrapers = [...(vhs.spec.networkPolicy?.metricsFrom ?? []), ...(operatorNamespace ? [operatorPeer(operatorNamespace)] : [])];
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',

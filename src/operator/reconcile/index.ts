@@ -106,7 +106,7 @@ export class Reconciler {
 
   private async phases(vhs: ValidatorHASignerResource, rec: StatusRecorder): Promise<ReconcileResult> {
     const { api, caches, opts } = this;
-    const build = { defaultImage: opts.defaultImage };
+    const build = { defaultImage: opts.defaultImage, operatorNamespace: opts.ownershipNamespace };
     rec.status.selector = labelSelectorString(selectorLabels(vhs));
     rec.status.endpoint = endpointUrl(vhs);
     // Refused before anything is created: the pods could not authenticate a single ServiceAccount client.

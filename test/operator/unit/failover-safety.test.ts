@@ -3,6 +3,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import {
   buildDeployment,
+  buildNetworkPolicy,
   buildHighWaterMarksConfigMap,
   buildHighWaterMarksRole,
   buildHighWaterMarksRoleBinding,
@@ -60,6 +61,23 @@ describe('high-water-mark store (spec.protection.highWaterMarks)', () => {
     // ServiceAccount clients still get their token for TokenReview.
     const sa = vhs({ protection: { highWaterMarks: 'Off' }, clients: { serviceAccounts: [{ name: 'n', validators: ['*'] }] } });
     expect(buildDeployment(sa, CTX, { secretsChecksum: 'x' }).spec!.template.spec!.automountServiceAccountToken).toBe(true);
+  });
+});
+
+describe('NetworkPolicy: the operator reads /readyz', () => {
+  it("admits the operator's pods (chart labels, its namespace) to the metrics port only", () => {
+    const np = buildNetworkPolicy(vhs({ clients: { disableAuthentication: true } }), 'ha-signer-system');
+    expect(np.spec!.ingress).toEqual([
+      {
+        _from: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ha-signer-system' } },
+            podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ha-signer', 'app.kubernetes.io/component': 'operator' } },
+          },
+        ],
+        ports: [{ protocol: 'TCP', port: 8082 }],
+      },
+    ]);
   });
 });
 
