@@ -11,7 +11,16 @@ import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { clients, createTestNamespace, describeK8s, k8sEnv, kubeConfig, type TestNamespace, waitFor } from '../../harness/k8s.js';
+import {
+  clients,
+  createTestNamespace,
+  describeK8s,
+  k8sEnv,
+  kubeConfig,
+  podProcess,
+  type TestNamespace,
+  waitFor,
+} from '../../harness/k8s.js';
 import { createSecret, createVhs, ROLLUP_A, validatorKey, vhsBody, waitForCondition } from '../../operator/e2e/support.js';
 import { createTestDatabase } from '../../support/postgres.js';
 import { GROUP, PLURAL, VERSION } from '../../../src/operator/types.js';
@@ -294,6 +303,73 @@ describeK8s('Helm chart on the test control plane', () => {
       throw new Error(`${error.message}: ${(await leftOver()).join(', ')}`);
     });
   }, 300_000);
+
+  // The same hooks in image mode (the local kubelet runs the pods chrooted into the image scripts/build-image.sh built:
+  // distroless, no shell): the test pod and the pre-delete Job run the image's entrypoint with the chart's args.
+  it.skipIf(!k8sEnv().imageRef)(
+    'image mode: helm test and the pre-delete hook run from the built image',
+    async () => {
+      const other = await createTestNamespace('chartimg');
+      try {
+        const release = other.name.slice(0, 40);
+        const fullname = `${release}-ha-signer`;
+        const ref = env().imageRef!;
+        const [repository, tag] = [ref.replace(/:[^:/]+$/, ''), ref.replace(/^.*:/, '')];
+        helm([
+          'install',
+          release,
+          CHART,
+          '-n',
+          other.name,
+          '--wait',
+          '--timeout',
+          '170s',
+          '--set',
+          `image.repository=${repository}`,
+          '--set',
+          `image.tag=${tag}`,
+          '--set',
+          'crds.enabled=false',
+          '--set',
+          `watchNamespace=${other.name}`,
+          '--set',
+          'replicaCount=1',
+          '--set',
+          'leaderElection.leaseDuration=6s',
+          '--set',
+          'leaderElection.renewDeadline=4s',
+          '--set',
+          'leaderElection.retryPeriod=1s',
+        ]);
+        await waitFor(async () => (await leaseHolder(other.name).catch(() => '')) || undefined, {
+          timeoutMs: 60_000,
+          message: 'operator leader Lease',
+        });
+        const { core } = clients();
+        const [operatorPod] = await listPodsOf(core, other.name, fullname);
+        expect(podProcess(other.name, operatorPod!)?.mode).toBe('image');
+        const testStarted = Date.now();
+        const out = helm(['test', release, '-n', other.name, '--timeout', '120s']);
+        console.log(`chart (image mode): helm test passed in ${Date.now() - testStarted} ms`);
+        expect(out).toMatch(/Phase:\s+Succeeded/);
+        const uninstallStarted = Date.now();
+        helm(['uninstall', release, '-n', other.name, '--wait', '--timeout', '150s']);
+        console.log(`chart (image mode): helm uninstall (pre-delete hook included) took ${Date.now() - uninstallStarted} ms`);
+        expect(await listPodsOf(core, other.name, fullname)).toEqual([]);
+        expect(await leaseHolder(other.name)).toBe('');
+        const jobs = await clients()
+          .objects.read({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: `${fullname}-uninstall`, namespace: other.name } })
+          .then(
+            () => true,
+            () => false,
+          );
+        expect(jobs, 'hook Job deleted after success').toBe(false);
+      } finally {
+        await other.delete();
+      }
+    },
+    300_000,
+  );
 
   it('namespaced install (Roles only) runs: the operator syncs its informers and leads with namespace rights alone', async () => {
     const other = await createTestNamespace('chartns');
