@@ -81,7 +81,7 @@ export async function explainHotStatements(url: string, freeSlot = BENCH_FIRST_S
     await explain('record', RECORD_SIGNED.text, recordValues, true);
     await explain('cleanup own stuck duties', CLEANUP_OWN_STUCK_DUTIES, ['explain', 144_000], false);
     await explain('raise watermarks (prune)', RAISE_WATERMARKS, [ROLLUP, 3_600_000], false);
-    await explain('prune below watermarks', PRUNE_BELOW_WATERMARKS, [ROLLUP], false);
+    await explain('prune below watermarks', PRUNE_BELOW_WATERMARKS, [ROLLUP, 3_600_000], false);
   } finally {
     await client.end();
   }

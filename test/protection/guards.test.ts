@@ -57,6 +57,25 @@ describe('rule 3: pruning never reopens a slot', () => {
     await expect(signer.signWithProtection(other, hash(1), attestation(1), async () => fakeSignature(1))).resolves.toBe(fakeSignature(1));
   });
 
+  it('prunes only duties older than the age bound, so the prune can use the (status, started_at) index; younger rows below the watermark stay covered', async () => {
+    const url = await migratedDatabase();
+    await signSlots(url, [1, 2, 8]);
+    await sql(
+      url,
+      `SET session_replication_role = replica; UPDATE validator_duties SET started_at = started_at - interval '2 hours', completed_at = completed_at - interval '2 hours' WHERE slot = 1`,
+    );
+    // A manual raise (e.g. `ha-signer watermark raise`) above the young slot 2.
+    await sql(url, `INSERT INTO ha_signer_watermarks (rollup_address, validator_address, low_slot) VALUES ($1, $2, 5)`, [
+      ROLLUP,
+      VALIDATOR,
+    ]);
+    const { db, signer } = await startSigner(url, { nodeId: 'pruner' });
+    expect(await db.cleanupOldDuties(3_600_000)).toBe(1);
+    expect((await sql(url, 'SELECT slot FROM validator_duties ORDER BY slot')).map((r) => r.slot)).toEqual(['2', '8']);
+    const attempt = signer.signWithProtection(VALIDATOR, hash(102), attestation(2), async () => fakeSignature(2));
+    await expect(attempt).rejects.toBeInstanceOf(SlashingProtectionError);
+  });
+
   it('the database itself refuses inserts at or below the watermark and deletes of signed duties above it', async () => {
     const url = await migratedDatabase();
     await signSlots(url, [5, 6]);

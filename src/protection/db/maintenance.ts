@@ -62,7 +62,7 @@ export class Maintenance {
       await client.query('BEGIN');
       await client.query(`SET LOCAL statement_timeout = ${PRUNE_TIMEOUT_MS}`);
       await client.query(RAISE_WATERMARKS, [rollup, maxAgeMs]);
-      const result = await client.query(PRUNE_BELOW_WATERMARKS, [rollup]);
+      const result = await client.query(PRUNE_BELOW_WATERMARKS, [rollup, maxAgeMs]);
       await client.query('COMMIT');
       return result.rowCount ?? 0;
     } catch (error) {
