@@ -97,7 +97,8 @@ function isUsageError(error: unknown): boolean {
   return (
     error instanceof UsageError ||
     error instanceof ConfigError ||
-    ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ?? false)
+    // Kubernetes client errors carry a numeric HTTP code: only a string code is a parse error's.
+    String((error as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS')
   );
 }
 

@@ -60,6 +60,23 @@ export async function podNamespace(env: NodeJS.ProcessEnv = process.env): Promis
   return (await readFile(file, 'utf8').catch(() => undefined))?.trim() || env.POD_NAMESPACE || undefined;
 }
 
+/** One line: the API server's status message for a client error (its message holds whole headers), else the message. */
+export function apiReason(error: unknown): string {
+  if (error instanceof k8s.ApiException) {
+    const body = (typeof error.body === 'string' ? safeJson(error.body) : error.body) as { message?: string } | undefined;
+    return `HTTP ${error.code}: ${body?.message ?? 'no message'}`;
+  }
+  return (error as Error).message;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { message: text.slice(0, 300) };
+  }
+}
+
 interface ReadyOptions {
   timeoutMs: number;
   intervalMs: number;
@@ -170,7 +187,7 @@ export async function waitReady(opts: ReadyOptions & { describe: string }, log =
       }
       last = result.reasons.join('; ');
     } catch (error) {
-      last = (error as Error).message;
+      last = apiReason(error);
     }
     log.warn({ target: opts.describe }, `not ready yet: ${last}`);
     if (Date.now() + opts.intervalMs > deadline)

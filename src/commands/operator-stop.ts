@@ -6,7 +6,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { createLogger } from '../log.js';
-import { namespaceFlag, parseDurationFlag, podKubeConfig, podNamespace } from './check.js';
+import { apiReason, namespaceFlag, parseDurationFlag, podKubeConfig, podNamespace } from './check.js';
 import { type Command, UsageError, parseFlags } from './common.js';
 
 const USAGE = `Usage: ha-signer operator-stop --deployment NAME [--namespace NS] [--timeout 120s] [--strict]
@@ -96,9 +96,9 @@ export const command: Command = {
     try {
       await stopOperator(kc, options, log);
     } catch (error) {
-      if (values.strict) throw error;
-      const e = error as Error & { code?: number; body?: unknown };
-      log.error({ code: e.code }, `could not stop the operator before uninstall (uninstalling anyway): ${e.message.slice(0, 400)}`);
+      const reason = apiReason(error);
+      if (values.strict) throw new OperatorStopError(`could not stop the operator: ${reason}`);
+      log.error({ reason }, `could not stop the operator before uninstall (uninstalling anyway): ${reason}`);
     }
   },
 };

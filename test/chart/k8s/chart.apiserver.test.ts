@@ -5,7 +5,7 @@
  * Ready -> `helm test` (the chart's test pod, run by the local kubelet) -> `helm upgrade` -> `helm uninstall` whose
  * pre-delete hook Job (run through Helm) stops the operator so that the leader releases its Lease before the RBAC goes.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -303,6 +303,46 @@ describeK8s('Helm chart on the test control plane', () => {
       throw new Error(`${error.message}: ${(await leftOver()).join(', ')}`);
     });
   }, 300_000);
+
+  // The failure paths of the two commands against the real API server (admin kubeconfig): a check with no ready
+  // endpoint fails with the reason; operator-stop on a missing Deployment logs and exits 0 (the uninstall goes on),
+  // or exits 1 with --strict.
+  it('check ready --service and operator-stop fail with the reason', async () => {
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist/cli.js'), ...args], {
+          env: { PATH: process.env.PATH ?? '', KUBECONFIG: env().kubeconfigPath!, HA_SIGNER_LOG_FORMAT: 'json' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('exit', (code) => resolve({ code, out }));
+      });
+    const { core } = clients();
+    await core.createNamespacedService({
+      namespace: ns.name,
+      body: { metadata: { name: 'nobody' }, spec: { selector: { app: 'nobody' }, ports: [{ name: 'metrics', port: 8081 }] } },
+    });
+    const check = await run([
+      'check',
+      'ready',
+      '--service=nobody',
+      `--namespace=${ns.name}`,
+      '--port=metrics',
+      '--timeout=2s',
+      '--interval=500ms',
+    ]);
+    expect(check.code).toBe(1);
+    expect(check.out).toContain(`Service ${ns.name}/nobody has no ready endpoints on port metrics`);
+    const stop = await run(['operator-stop', '--deployment=absent', `--namespace=${ns.name}`, '--timeout=2s']);
+    expect(stop.code).toBe(0);
+    expect(stop.out).toContain('could not stop the operator before uninstall (uninstalling anyway): HTTP 404');
+    const strict = await run(['operator-stop', '--deployment=absent', `--namespace=${ns.name}`, '--timeout=2s', '--strict']);
+    expect(strict.code).toBe(1);
+    expect(strict.out).toContain('could not stop the operator: HTTP 404: deployments.apps \\"absent\\" not found');
+    expect(strict.out).not.toContain('TypeError');
+  });
 
   // The same hooks in image mode (the local kubelet runs the pods chrooted into the image scripts/build-image.sh built:
   // distroless, no shell): the test pod and the pre-delete Job run the image's entrypoint with the chart's args.
