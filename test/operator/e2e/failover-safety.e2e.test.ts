@@ -5,10 +5,14 @@
  * (a lone test server has no standby: False) and, once the ConfigMap holds a mark the database does not (as after a
  * restore from an older backup), HistoryIntact=False/DatabaseRegressed with the validator count and the recovery.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConfigMapHighWaterMarkStore, MARKS_KEY } from '../../../src/signer/kube-high-water-marks.js';
-import { clients, createTestNamespace, describeK8s, waitFor, type TestNamespace } from '../../harness/k8s.js';
+import { REPO_ROOT } from '../../harness/controlPlane.js';
+import { clients, createTestNamespace, describeK8s, k8sEnv, waitFor, type TestNamespace } from '../../harness/k8s.js';
 import { createTestDatabase } from '../../support/postgres.js';
 import { startOperatorProcess, type OperatorProcess } from './operator-process.js';
 import { condition, createSecret, createVhs, exists, getVhs, ROLLUP_A, validatorKey, vhsBody, waitForCondition } from './support.js';
@@ -23,11 +27,16 @@ describeK8s('operator e2e: failover safety (high-water marks, replication and hi
     ns = await createTestNamespace('safety');
     await createSecret(ns.name, 'db', { uri: await createTestDatabase('safety_e2e') });
     await createSecret(ns.name, 'keys', { 'validator-1': key });
-    op = await startOperatorProcess({ namespace: ns.name });
+    // The operator runs with config/rbac/role.yaml only (not as admin): creating the signers' Role proves RBAC's
+    // escalation check passes (it can grant get/update/patch on configmaps because it holds them).
+    op = await startOperatorProcess({ namespace: ns.name, extraArgs: ['--kubeconfig', await leastPrivilegeKubeconfig(ns.name)] });
   });
 
   afterAll(async () => {
     if (op) await op.stop();
+    const rbac = clients().rbac;
+    await rbac.deleteClusterRoleBinding({ name: `ha-signer-operator-${ns?.name}` }).catch(() => undefined);
+    await rbac.deleteClusterRole({ name: `ha-signer-operator-${ns?.name}` }).catch(() => undefined);
     await ns?.delete();
   });
 
@@ -89,3 +98,44 @@ describeK8s('operator e2e: failover safety (high-water marks, replication and hi
     expect(JSON.parse(kept.data![MARKS_KEY]!).rollups[ROLLUP_A.toLowerCase()]).toBeDefined();
   }, 420_000);
 });
+
+/** A kubeconfig for ServiceAccount `operator` in `namespace`, bound to the rules of config/rbac/role.yaml. */
+async function leastPrivilegeKubeconfig(namespace: string): Promise<string> {
+  const { objects, core, rbac } = clients();
+  for (const d of k8s.loadAllYaml(readFileSync(path.join(REPO_ROOT, 'config/rbac/role.yaml'), 'utf8')) as k8s.KubernetesObject[]) {
+    const name = `${d.metadata!.name}-${namespace}`;
+    await objects.create({ ...d, metadata: { ...d.metadata, name, ...(d.kind === 'Role' ? { namespace } : {}) } });
+  }
+  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'operator' } } });
+  const subjects = [{ kind: 'ServiceAccount', name: 'operator', namespace }];
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: `ha-signer-operator-${namespace}` },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `ha-signer-operator-${namespace}` },
+      subjects,
+    },
+  });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name: 'operator-leader-election' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `ha-signer-operator-leader-election-${namespace}` },
+      subjects,
+    },
+  });
+  const token = (await core.createNamespacedServiceAccountToken({ namespace, name: 'operator', body: { spec: { audiences: [] } } })).status!
+    .token;
+  const admin = new k8s.KubeConfig();
+  admin.loadFromFile(k8sEnv().kubeconfigPath!);
+  const cluster = admin.getCurrentCluster()!;
+  const kc = new k8s.KubeConfig();
+  kc.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: 'operator', token }],
+    contexts: [{ name: 'operator', cluster: cluster.name, user: 'operator' }],
+    currentContext: 'operator',
+  });
+  const file = path.join(path.dirname(k8sEnv().kubeconfigPath!), `operator-${namespace}.kubeconfig`);
+  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
+  return file;
+}
