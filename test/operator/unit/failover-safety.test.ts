@@ -16,6 +16,7 @@ import {
   synchronousReplicationCondition,
   type PodReport,
 } from '../../../src/operator/reconcile/safety.js';
+import { safetyFromEnv } from '../../../src/signer/safety.js';
 import { FakeWorkloadApi } from './fake-api.js';
 import { vhs } from './fixtures.js';
 
@@ -45,6 +46,8 @@ describe('high-water-mark store (spec.protection.highWaterMarks)', () => {
     // Before the Deployment: a signer whose store cannot be read does not start.
     expect(kinds.indexOf('RoleBinding/sig-high-water-marks')).toBeLessThan(kinds.indexOf('Deployment/sig'));
     expect(kinds).toContain('ConfigMap/sig-high-water-marks');
+    // The signer accepts what the operator sets (the contract between them).
+    expect(safetyFromEnv(envOf(dep), '').highWaterMarksConfigMap).toEqual({ namespace: 'val', name: 'sig-high-water-marks' });
   });
 
   it('Off: no env, no token (without ServiceAccount clients), Role and RoleBinding pruned, ConfigMap kept', async () => {
