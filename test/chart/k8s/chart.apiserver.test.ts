@@ -56,6 +56,9 @@ describeK8s('Helm chart on the test control plane', () => {
   beforeAll(async () => {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'ha-signer-chart-'));
     ns = await createTestNamespace('chartops');
+    // Helm creates the test hook's ServiceAccount (weight -10) before its Pod; in a server dry run nothing is created,
+    // and ServiceAccount admission refuses a Pod whose ServiceAccount does not exist: create it for real.
+    kubectl(['create', 'serviceaccount', 'rel-ha-signer-test', '-n', ns.name]);
     for (const crd of MONITORING_CRDS) kubectl(['apply', '--server-side', '-f', crd]);
     for (const crd of ['prometheusrules', 'servicemonitors'])
       kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${crd}.monitoring.coreos.com`]);
