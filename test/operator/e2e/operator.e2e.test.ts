@@ -123,7 +123,9 @@ describeK8s('operator e2e', () => {
     expect(env.VALIDATOR_HA_ROLLUP_ADDRESS?.value).toBe(ROLLUP_A);
     expect(ctr.volumeMounts).toContainEqual({ name: 'keys', mountPath: '/var/run/ha-signer/keys', readOnly: true });
     expect(ctr.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
-    expect(pod.automountServiceAccountToken).toBe(false);
+    // The token is for the high-water-mark ConfigMap (spec.protection.highWaterMarks defaults to Kubernetes).
+    expect(pod.automountServiceAccountToken).toBe(true);
+    expect(env.HA_SIGNER_HIGH_WATER_MARKS_CONFIGMAP?.value).toMatch(/^[a-z0-9-]+\/[a-z0-9-]+-high-water-marks$/);
     expect(pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.[0]?.podAffinityTerm.topologyKey).toBe(
       'kubernetes.io/hostname',
     );
@@ -140,7 +142,18 @@ describeK8s('operator e2e', () => {
     const np = await c().kc.makeApiClient(k8s.NetworkingV1Api).readNamespacedNetworkPolicy({ name: 'alpha', namespace: ns.name });
     expect(np.spec!.podSelector?.matchLabels).toEqual(d.spec!.selector.matchLabels);
     expect(np.spec!.policyTypes).toEqual(['Ingress']);
-    expect(np.spec!.ingress ?? []).toEqual([]); // no declared clients: nobody (the API server drops the empty list)
+    // No declared clients: nobody on the signing port; only the operator's pods on the metrics port (to read /readyz).
+    expect(np.spec!.ingress).toEqual([
+      {
+        _from: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns.name } },
+            podSelector: { matchLabels: { 'app.kubernetes.io/component': 'operator', 'app.kubernetes.io/name': 'ha-signer' } },
+          },
+        ],
+        ports: [{ protocol: 'TCP', port: 8082 }],
+      },
+    ]);
     // Events on transitions.
     const reasons = await waitFor(
       async () => {
