@@ -177,7 +177,7 @@ async function attempt(targets: string[]): Promise<{ ok: true; url: string; body
 
 export async function waitReady(opts: ReadyOptions & { describe: string }, log = createLogger({ component: 'check' })): Promise<string> {
   const deadline = Date.now() + opts.timeoutMs;
-  let last = 'no attempt';
+  let last: string;
   for (;;) {
     try {
       const result = await attempt(await opts.targets());

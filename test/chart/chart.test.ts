@@ -326,7 +326,9 @@ describe.skipIf(!helm)('chart values', () => {
       verbs: ['get', 'update'],
     });
     // The grace period covers the operator's drain; the hook waits longer than that.
-    expect(Number(/^--timeout=(\d+)s$/.exec(hookContainer.args!.at(-1)!)![1])).toBeGreaterThan(deployment(objs).spec!.template.spec!.terminationGracePeriodSeconds!);
+    expect(Number(/^--timeout=(\d+)s$/.exec(hookContainer.args!.at(-1)!)![1])).toBeGreaterThan(
+      deployment(objs).spec!.template.spec!.terminationGracePeriodSeconds!,
+    );
     expect(
       template('--set', 'uninstallHook.enabled=false', '--set', 'tests.enabled=false').some((o) => o.kind === 'Job' || o.kind === 'Pod'),
     ).toBe(false);
