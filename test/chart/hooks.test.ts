@@ -22,18 +22,24 @@ describe('ha-signer check ready (the helm test pod)', () => {
   let url: string;
   let ready = false;
   let calls = 0;
+  // When set, the server turns ready after this many unready answers (independent of how fast the CLI starts).
+  let readyAfterCalls: number | undefined;
   beforeAll(async () => {
     assertBuilt();
     server = await startHealthServer('127.0.0.1', 0, new OperatorMetrics(), {
       healthy: () => ({ ok: true, detail: 'ok' }),
       ready: () => {
         calls++;
+        if (readyAfterCalls !== undefined && calls > readyAfterCalls) ready = true;
         return ready ? { ok: true, detail: 'leader, caches synced' } : { ok: false, detail: 'informers not synced' };
       },
     });
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/readyz`;
   });
-  beforeEach(() => void (calls = 0));
+  beforeEach(() => {
+    calls = 0;
+    readyAfterCalls = undefined;
+  });
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   it('passes when the operator answers ready', async () => {
@@ -55,11 +61,11 @@ describe('ha-signer check ready (the helm test pod)', () => {
 
   it('waits for an operator that becomes ready', async () => {
     ready = false;
-    const timer = setTimeout(() => (ready = true), 1000);
+    readyAfterCalls = 3;
     const r = await check(['--url', url, '--timeout', '20s', '--interval', '250ms']);
-    clearTimeout(timer);
     expect(r.code).toBe(0);
-    expect(r.ms).toBeGreaterThan(900);
+    expect(calls).toBe(4);
+    expect(r.ms).toBeGreaterThan(700);
     expect(r.out).toContain('not ready yet');
   });
 
