@@ -15,6 +15,10 @@ describeK8s('Helm chart on the API server', () => {
   let ns: TestNamespace;
   beforeAll(async () => {
     ns = await createTestNamespace('chart');
+    // Helm creates the `helm test` pod's ServiceAccount (hook weight -10) before the pod; a server dry run creates
+    // nothing, and ServiceAccount admission refuses a Pod whose ServiceAccount does not exist: create it for real.
+    const env = k8sEnv();
+    execFileSync(env.kubectl!, ['--kubeconfig', env.kubeconfigPath!, 'create', 'serviceaccount', 'rel-ha-signer-test', '-n', ns.name]);
   });
   afterAll(async () => {
     await ns?.delete();
