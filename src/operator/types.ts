@@ -58,6 +58,8 @@ export interface ValidatorHASignerSpec {
   nodeSelector?: Record<string, string>;
   tolerations?: k8s.V1Toleration[];
   affinity?: k8s.V1Affinity;
+  /** Replaces the default zone/node spread of the signer pods; [] turns it off. */
+  topologySpreadConstraints?: k8s.V1TopologySpreadConstraint[];
   podAnnotations?: Record<string, string>;
   priorityClassName?: string;
   serviceMonitor?: { enabled?: boolean; interval?: string; labels?: Record<string, string> };

@@ -129,10 +129,25 @@ function affinity(vhs: ValidatorHASignerResource): k8s.V1Affinity | undefined {
     : { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] } };
 }
 
+/**
+ * Signer pods spread across zones and nodes so one zone outage leaves a replica signing. ScheduleAnyway: a cluster
+ * with one zone (or too few nodes) still schedules every replica.
+ */
+function topologySpread(vhs: ValidatorHASignerResource): k8s.V1TopologySpreadConstraint[] {
+  if (vhs.spec.topologySpreadConstraints) return vhs.spec.topologySpreadConstraints;
+  return ['topology.kubernetes.io/zone', 'kubernetes.io/hostname'].map((topologyKey) => ({
+    maxSkew: 1,
+    topologyKey,
+    whenUnsatisfiable: 'ScheduleAnyway',
+    labelSelector: { matchLabels: selectorLabels(vhs) },
+  }));
+}
+
 export function buildDeployment(vhs: ValidatorHASignerResource, ctx: BuildContext, inputs: DeploymentInputs): k8s.V1Deployment {
   const s = vhs.spec;
   const { volumes: vols, mounts } = volumes(vhs);
   const aff = affinity(vhs);
+  const spread = topologySpread(vhs);
   const podLabels = commonLabels(vhs, 'signer');
   const container: k8s.V1Container = {
     name: 'signer',
@@ -194,6 +209,7 @@ export function buildDeployment(vhs: ValidatorHASignerResource, ctx: BuildContex
           containers: [container],
           volumes: vols,
           ...(aff ? { affinity: aff } : {}),
+          ...(spread.length > 0 ? { topologySpreadConstraints: spread } : {}),
           ...(s.imagePullSecrets ? { imagePullSecrets: s.imagePullSecrets } : {}),
           ...(s.nodeSelector ? { nodeSelector: s.nodeSelector } : {}),
           ...(s.tolerations ? { tolerations: s.tolerations } : {}),

@@ -139,6 +139,24 @@ describe('Deployment', () => {
     expect(pod.serviceAccountName).toBe('sig-signer');
   });
 
+  it('spreads pods across zones and nodes without blocking scheduling; the CR can replace or turn off the spread', () => {
+    expect(pod.topologySpreadConstraints!.map((c) => [c.topologyKey, c.whenUnsatisfiable, c.maxSkew])).toEqual([
+      ['topology.kubernetes.io/zone', 'ScheduleAnyway', 1],
+      ['kubernetes.io/hostname', 'ScheduleAnyway', 1],
+    ]);
+    expect(pod.topologySpreadConstraints![0]!.labelSelector!.matchLabels).toEqual(d.spec!.selector.matchLabels);
+    const own: k8s.V1TopologySpreadConstraint[] = [
+      { maxSkew: 2, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule' },
+    ];
+    expect(
+      buildDeployment(vhs({ topologySpreadConstraints: own }), CTX, { secretsChecksum: 'x' }).spec!.template.spec!
+        .topologySpreadConstraints,
+    ).toEqual(own);
+    expect(
+      buildDeployment(vhs({ topologySpreadConstraints: [] }), CTX, { secretsChecksum: 'x' }).spec!.template.spec!.topologySpreadConstraints,
+    ).toBeUndefined();
+  });
+
   it('spreads pods across nodes by default; required/none/explicit affinity', () => {
     expect(pod.affinity!.podAntiAffinity!.preferredDuringSchedulingIgnoredDuringExecution![0]!.podAffinityTerm.topologyKey).toBe(
       'kubernetes.io/hostname',
