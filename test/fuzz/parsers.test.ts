@@ -136,7 +136,10 @@ const commands: Record<string, { args: fc.Arbitrary<string[]>; run: () => Promis
     args: argsArb(
       { 'database-url': databaseUrlArb, output: valueArb(fc.constantFrom('/nonexistent/dir/h.json')), 'dry-run': 'boolean' },
       fc.constantFrom('export', 'import', '/nonexistent/history.json', '.', 'package.json'),
-    ),
+    )
+      // `history import -` reads stdin until it ends, and the test worker's stdin never ends: run in-process, such a
+      // line would wait forever (seen once in CI). The stdin path is left out of this fuzzing.
+      .filter((argv) => !argv.includes('-')),
     run: async () => (await import('../../src/commands/history.js')).command.run,
   },
   'rebind-rollup': {
