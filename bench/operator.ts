@@ -1,35 +1,31 @@
 /**
- * Operator benchmark: 200 ValidatorHASigners against the real test control plane (see
- * test/operator/e2e/scale.e2e.test.ts for what is measured). Usage: npm run build && node bench/operator.ts [N]
- * Needs the control-plane binaries (bash test/control-plane/build.sh).
+ * The operator benchmark alone (the same as `npm run bench` section operator): see bench/lib/operator.ts.
+ * Usage: npm run build && node bench/operator.ts [--resources 200] [--ready-resources 5] [--repeats 1] [--json]
+ *   --resources        ValidatorHASigners in the control-loop scale test (0: leave it out)
+ *   --ready-resources  ValidatorHASigners applied one at a time with real signer pods (0: leave it out)
+ *   --json             print the result as JSON instead of markdown
+ * Builds the control-plane binaries first when missing and Go is installed (bash test/control-plane/build.sh).
  */
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { renderOperatorSection, runOperatorBench } from './lib/operator.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const n = process.argv[2] ?? '200';
-const res = spawnSync(
-  process.execPath,
-  [
-    path.join(root, 'node_modules/vitest/vitest.mjs'),
-    'run',
-    '--config',
-    'test/operator/vitest.operator.config.ts',
-    'test/operator/e2e/scale.e2e.test.ts',
-  ],
-  {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    encoding: 'utf8',
-    env: { ...process.env, HA_SIGNER_OPERATOR_BENCH: '1', HA_SIGNER_OPERATOR_BENCH_N: n },
+const { values: args } = parseArgs({
+  options: {
+    resources: { type: 'string', default: '200' },
+    'ready-resources': { type: 'string', default: '5' },
+    repeats: { type: 'string', default: '1' },
+    json: { type: 'boolean', default: false },
   },
-);
-const line = res.stdout.split('\n').find((l) => l.includes('OPERATOR_BENCH '));
-if (!line) {
-  process.stdout.write(res.stdout);
-  process.exit(res.status ?? 1);
-}
-const report = JSON.parse(line.slice(line.indexOf('OPERATOR_BENCH ') + 'OPERATOR_BENCH '.length)) as Record<string, unknown>;
-console.table(report);
-process.exit(res.status ?? 0);
+});
+const count = (flag: string, value: string): number => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new Error(`--${flag}: expected a whole number, got ${JSON.stringify(value)}`);
+  return n;
+};
+const result = await runOperatorBench({
+  resources: count('resources', args.resources),
+  readyResources: count('ready-resources', args['ready-resources']),
+  repeats: count('repeats', args.repeats),
+  log: (line) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`),
+});
+console.log(args.json ? JSON.stringify(result, null, 2) : renderOperatorSection(result));

@@ -1,5 +1,6 @@
 /**
- * Operator at scale (run by `node bench/operator.ts`, or with HA_SIGNER_OPERATOR_BENCH=1): 200 ValidatorHASigners,
+ * Operator at scale (run by `npm run bench` section operator and `node bench/operator.ts` via bench/lib/operator.ts,
+ * or with HA_SIGNER_OPERATOR_BENCH=1): 200 ValidatorHASigners,
  * each with its own database Secret, reconciled by one operator process. Signer images are not run by the local
  * kubelet (pods stay Pending), so this measures the control loop: claim + migration Job + status for every
  * resource, then a wave of spec changes, plus the operator's memory.
@@ -13,6 +14,7 @@ import { ROLLUP_A, validatorKey, vhsBody } from './support.js';
 
 const N = Number(process.env.HA_SIGNER_OPERATOR_BENCH_N ?? 200);
 const enabled = process.env.HA_SIGNER_OPERATOR_BENCH === '1';
+const workers = process.env.HA_SIGNER_OPERATOR_BENCH_WORKERS ?? '4';
 
 describeK8s('operator scale', () => {
   it.skipIf(!enabled)(`reconciles ${N} resources`, { timeout: 900_000 }, async () => {
@@ -33,7 +35,7 @@ describeK8s('operator scale', () => {
       namespace: ns.name,
       clusterWide: unrelated > 0,
       ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}),
-      extraArgs: ['--workers', process.env.HA_SIGNER_OPERATOR_BENCH_WORKERS ?? '4', '--resync-period', '1h'],
+      extraArgs: ['--workers', workers, '--resync-period', '1h'],
     });
     try {
       await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'keys' }, stringData: { k: validatorKey() } } });
@@ -110,6 +112,7 @@ describeK8s('operator scale', () => {
       const heap = await op.metric('ha_signer_operator_nodejs_heap_size_used_bytes');
       const report = {
         resources: N,
+        workers: Number(workers),
         createMs: created,
         allFirstReconciledMs: firstWave,
         firstWaveResourcesPerSec: +(N / (firstWave / 1000)).toFixed(1),
