@@ -15,13 +15,15 @@ import { ROLLUP_A, validatorKey, vhsBody } from './support.js';
 const N = Number(process.env.HA_SIGNER_OPERATOR_BENCH_N ?? 200);
 const enabled = process.env.HA_SIGNER_OPERATOR_BENCH === '1';
 const workers = process.env.HA_SIGNER_OPERATOR_BENCH_WORKERS ?? '4';
+// HA_SIGNER_OPERATOR_BENCH_UNRELATED_SECRETS=60: a cluster-wide operator, with that many ~0.9 MB Secrets in another
+// namespace (its memory must follow what it manages, not the cluster's Secrets).
+const unrelated = Number(process.env.HA_SIGNER_OPERATOR_BENCH_UNRELATED_SECRETS ?? 0);
+// HA_SIGNER_OPERATOR_BENCH_NODE_OPTIONS: e.g. --max-old-space-size=192 (what a memory limit calls for).
+const nodeOptions = process.env.HA_SIGNER_OPERATOR_BENCH_NODE_OPTIONS;
 
 describeK8s('operator scale', () => {
   it.skipIf(!enabled)(`reconciles ${N} resources`, { timeout: 900_000 }, async () => {
     const ns = await createTestNamespace('scale');
-    // HA_SIGNER_OPERATOR_BENCH_UNRELATED_SECRETS=60: a cluster-wide operator, with that many ~0.9 MB Secrets in another
-    // namespace (its memory must follow what it manages, not the cluster's Secrets).
-    const unrelated = Number(process.env.HA_SIGNER_OPERATOR_BENCH_UNRELATED_SECRETS ?? 0);
     const other = unrelated > 0 ? await createTestNamespace('unrelated') : undefined;
     const { core, custom } = clients();
     for (let i = 0; i < unrelated; i++)
@@ -29,8 +31,6 @@ describeK8s('operator scale', () => {
         namespace: other!.name,
         body: { metadata: { name: `big-${i}` }, stringData: { blob: `${i}${'x'.repeat(900_000)}` } },
       });
-    // HA_SIGNER_OPERATOR_BENCH_NODE_OPTIONS: e.g. --max-old-space-size=192 (what a memory limit calls for).
-    const nodeOptions = process.env.HA_SIGNER_OPERATOR_BENCH_NODE_OPTIONS;
     const op = await startOperatorProcess({
       namespace: ns.name,
       clusterWide: unrelated > 0,
