@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { RECORD_SIGNED, claimDuties } from '../../dist/protection/db/statements.js';
-import { CLEANUP_OWN_STUCK_DUTIES, PRUNE_BELOW_WATERMARKS, RAISE_WATERMARKS } from '../../dist/protection/schema.js';
+import { CLEANUP_OWN_STUCK_DUTIES, PRUNE_BATCH_BELOW_WATERMARKS, RAISE_WATERMARKS } from '../../dist/protection/schema.js';
 import { BENCH_FIRST_SLOT, HISTORY_FIRST_SLOT } from './bulk.ts';
 import { ROLLUP } from './postgres.ts';
 import { validatorAddress } from './scenario.ts';
@@ -81,7 +81,7 @@ export async function explainHotStatements(url: string, freeSlot = BENCH_FIRST_S
     await explain('record', RECORD_SIGNED.text, recordValues, true);
     await explain('cleanup own stuck duties', CLEANUP_OWN_STUCK_DUTIES, ['explain', 144_000], false);
     await explain('raise watermarks (prune)', RAISE_WATERMARKS, [ROLLUP, 3_600_000], false);
-    await explain('prune below watermarks', PRUNE_BELOW_WATERMARKS, [ROLLUP, 3_600_000], false);
+    await explain('prune below watermarks (one batch)', PRUNE_BATCH_BELOW_WATERMARKS, [ROLLUP, 3_600_000, 1_000], false);
   } finally {
     await client.end();
   }

@@ -10,6 +10,8 @@ export class BackgroundCleanup {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private lastOldDutiesCleanupAt: number | undefined;
+  /** Ends a prune round between its batches when the signer stops. */
+  private stopping = new AbortController();
 
   constructor(
     private readonly store: Pick<ProtectionStore, 'cleanupOwnStuckDuties' | 'cleanupOldDuties'>,
@@ -21,6 +23,7 @@ export class BackgroundCleanup {
   /** Runs a round every min(lease, 60 s), at least every second; one round at a time. */
   start(): void {
     if (this.timer) return;
+    if (this.stopping.signal.aborted) this.stopping = new AbortController();
     const interval = Math.max(1_000, Math.min(this.config.leaseMs, 60_000));
     this.timer = setInterval(() => {
       this.running ??= this.runOnce().finally(() => {
@@ -34,6 +37,7 @@ export class BackgroundCleanup {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.stopping.abort();
     await this.running;
   }
 
@@ -46,7 +50,7 @@ export class BackgroundCleanup {
       const now = Date.now();
       const due = this.lastOldDutiesCleanupAt === undefined || now - this.lastOldDutiesCleanupAt >= OLD_DUTIES_CLEANUP_INTERVAL_MS;
       if (hours !== undefined && due) {
-        const pruned = await this.store.cleanupOldDuties(hours * 3_600_000);
+        const pruned = await this.store.cleanupOldDuties(hours * 3_600_000, { signal: this.stopping.signal });
         this.lastOldDutiesCleanupAt = now;
         if (pruned > 0) this.observer.cleanedUp?.('old', pruned);
       }

@@ -147,7 +147,7 @@ export interface SlashingProtectionDatabase {
     blockIndexWithinCheckpoint: number,
   ): Promise<boolean>;
   cleanupOwnStuckDuties(nodeId: string, maxAgeMs: number): Promise<number>;
-  cleanupOldDuties(maxAgeMs: number): Promise<number>;
+  cleanupOldDuties(maxAgeMs: number, options?: { signal?: AbortSignal }): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -4,7 +4,7 @@ import { RollupBindingError } from '../errors.js';
 import {
   BIND_ROLLUP,
   CLEANUP_OWN_STUCK_DUTIES,
-  PRUNE_BELOW_WATERMARKS,
+  PRUNE_BATCH_BELOW_WATERMARKS,
   RAISE_WATERMARKS,
   SELECT_BOUND_ROLLUP,
   SELECT_DUTIES_OF_VALIDATOR,
@@ -16,8 +16,22 @@ import type { StatementRunner } from './runner.js';
 import { SELECT_HISTORY_TOPS } from './statements.js';
 import type { HistoryTop } from '../history-guard.js';
 
-/** Pruning may touch many rows; it gets more time than a signing-path statement. */
+/** A prune statement may touch many rows; it gets more time than a signing-path statement. */
 const PRUNE_TIMEOUT_MS = 120_000;
+/**
+ * Rows deleted per transaction. An hourly round at a busy group's rate is hundreds of thousands of rows; as one
+ * transaction that is seconds of one core, a WAL burst a synchronous standby must flush before the next signing
+ * commit, and one notification per row. In batches, signing commits interleave with short ones.
+ */
+export const PRUNE_BATCH_ROWS = 1_000;
+/** Between batches the prune pauses as long as the batch took (at least this): it takes at most half of a core. */
+const PRUNE_MIN_PAUSE_MS = 5;
+
+export interface PruneOptions {
+  /** Ends the round between batches (e.g. on shutdown); what was deleted stays deleted, the rest waits for the next round. */
+  signal?: AbortSignal;
+  batchRows?: number;
+}
 
 export class Maintenance {
   constructor(private readonly runner: StatementRunner) {}
@@ -45,11 +59,28 @@ export class Maintenance {
 
   /**
    * Prunes signed duties of the bound rollup older than maxAgeMs. Each validator's low watermark is raised to its
-   * newest pruned slot first, in the same transaction, so no pruned slot can ever be signed again.
+   * newest old signed slot first and committed, so no slot about to be deleted can ever be signed again; then the
+   * rows at or below the watermarks go in batches of `batchRows`, a transaction each, paced (see PRUNE_BATCH_ROWS).
    */
-  async cleanupOldDuties(maxAgeMs: number): Promise<number> {
+  async cleanupOldDuties(maxAgeMs: number, options: PruneOptions = {}): Promise<number> {
     const rollup = await this.boundRollup();
     if (!rollup) return 0;
+    const batchRows = options.batchRows ?? PRUNE_BATCH_ROWS;
+    await this.inPruneTransaction((client) => client.query(RAISE_WATERMARKS, [rollup, maxAgeMs]));
+    let pruned = 0;
+    while (!options.signal?.aborted) {
+      const started = performance.now();
+      const result = await this.inPruneTransaction((client) => client.query(PRUNE_BATCH_BELOW_WATERMARKS, [rollup, maxAgeMs, batchRows]));
+      const deleted = result.rowCount ?? 0;
+      pruned += deleted;
+      if (deleted < batchRows) break;
+      await pause(Math.max(PRUNE_MIN_PAUSE_MS, performance.now() - started), options.signal);
+    }
+    return pruned;
+  }
+
+  /** One transaction on a connection of its own, with the prune's longer statement timeout. */
+  private async inPruneTransaction<T>(body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const pool = this.runner.pool as Partial<pg.Pool>;
     if (typeof pool.connect !== 'function') throw new Error('cleanupOldDuties needs a pool with connect()');
     let client: pg.PoolClient;
@@ -61,10 +92,9 @@ export class Maintenance {
     try {
       await client.query('BEGIN');
       await client.query(`SET LOCAL statement_timeout = ${PRUNE_TIMEOUT_MS}`);
-      await client.query(RAISE_WATERMARKS, [rollup, maxAgeMs]);
-      const result = await client.query(PRUNE_BELOW_WATERMARKS, [rollup, maxAgeMs]);
+      const result = await body(client);
       await client.query('COMMIT');
-      return result.rowCount ?? 0;
+      return result;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       throw classify(error);
@@ -116,4 +146,16 @@ export class Maintenance {
       lowWatermarkSlot: row.low_slot === null ? undefined : BigInt(row.low_slot),
     }));
   }
+}
+
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

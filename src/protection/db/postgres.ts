@@ -19,7 +19,7 @@ import { dutyKeyString, normalizeAddress, normalizeDutyKey, normalizeSignature }
 import type { HistoryTop } from '../history-guard.js';
 import { type ReplicationStatus, readReplicationStatus } from '../replication.js';
 import { DutyLocks } from './hot-path.js';
-import { Maintenance } from './maintenance.js';
+import { Maintenance, type PruneOptions } from './maintenance.js';
 import type { ClaimResult } from './rows.js';
 import { DEFAULT_STATEMENT_TIMEOUT_MS, type QueryablePool, StatementRunner, type StoreHealth } from './runner.js';
 import { type SchemaState, verifySchemaState } from './schema-check.js';
@@ -226,8 +226,8 @@ export class PostgresSlashingProtectionDatabase implements SlashingProtectionDat
     return this.maintenance.cleanupOwnStuckDuties(nodeId, maxAgeMs);
   }
 
-  cleanupOldDuties(maxAgeMs: number): Promise<number> {
-    return this.maintenance.cleanupOldDuties(maxAgeMs);
+  cleanupOldDuties(maxAgeMs: number, options?: PruneOptions): Promise<number> {
+    return this.maintenance.cleanupOldDuties(maxAgeMs, options);
   }
 
   /** Stops notifications and closes the pool. */

@@ -1,6 +1,7 @@
 /** What the slashing-protection service and the signer need of their database: the signing path and housekeeping. */
 import type { DutySubscription } from '../notifications.js';
 import type { CheckAndRecordParams, DutyKey, ValidatorDutyRecord } from '../types.js';
+import type { PruneOptions } from './maintenance.js';
 import type { ClaimResult } from './rows.js';
 
 export type { ClaimResult } from './rows.js';
@@ -24,6 +25,7 @@ export interface ProtectionStore {
   /** Binds an unbound database to the (normalized) rollup; throws RollupBindingError when bound to another. */
   ensureRollupBinding(rollupAddress: string): Promise<void>;
   cleanupOwnStuckDuties(nodeId: string, maxAgeMs: number): Promise<number>;
-  cleanupOldDuties(maxAgeMs: number): Promise<number>;
+  /** Prunes signed duties older than maxAgeMs under raised watermarks, in paced batches (PruneOptions.signal ends it early). */
+  cleanupOldDuties(maxAgeMs: number, options?: PruneOptions): Promise<number>;
   close(): Promise<void>;
 }
