@@ -240,8 +240,10 @@ export function renderOperatorSection(result: OperatorBenchResult): string {
       `**Control loop, ${result.resources} resources** (${runs === 1 ? 'one run: each takes minutes, so no spread is given' : `median (min–max) of ${runs} runs`}). ` +
         'Signer pods stay Pending (their image is not run), so this is the operator alone: per resource a database ' +
         'claim, a migration Job and status, created 16 at a time with one database Secret each; then a spec wave ' +
-        '(replicas 2 → 3 on every resource through the scale subresource). `--workers 4`. Memory from the ' +
-        "operator's own /metrics.",
+        '(replicas 2 → 3 on every resource through the scale subresource). `--workers 4`. First-reconciled is from the ' +
+        'first create call until every resource has status for its generation (resources/s = resources / that time); the ' +
+        "spec wave from the first patch until every resource observed it. Memory from the operator's own /metrics: RSS " +
+        'idle (before any resource) → after the spec wave.',
       [
         '| run | create all (s) | all first-reconciled (s) | resources/s | reconciles | mean reconcile (ms) | spec wave (s) | spec wave resources/s | RSS before → after (MiB) | heap used (MiB) |',
         '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -283,7 +285,7 @@ export function renderOperatorSection(result: OperatorBenchResult): string {
       ].join('\n'),
       `Per resource, Ready in order of creation (s): ${ready.runs.map((r) => r.timings.map((t) => sec(t.readyMs)).join(', ')).join('; ')}. ` +
         (last
-          ? `Operator memory with ${last.resources} resources and ${last.runningPods} running pods: RSS ` +
+          ? `Operator memory with ${last.resources} resource${last.resources === 1 ? '' : 's'} and ${last.runningPods} running pods: RSS idle ` +
             `${mib(last.operatorRssBeforeMiB)} → ${mib(last.operatorRssMiB)} MiB, heap used ${mib(last.operatorHeapUsedMiB)} MiB.`
           : ''),
     );
