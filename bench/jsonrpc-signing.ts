@@ -8,15 +8,15 @@
  *     so "claimed minus baseline" is what the check adds.
  * Usage: npm run build && node bench/jsonrpc-signing.ts [--quick]
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { keccak256, stringToHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { RemoteHASigner } from '../dist/client/index.js';
-import { externalPostgres, freePort, startEmbeddedPostgres, type RunningPostgres } from '../dist/dev/embedded-postgres.js';
-import { startReplica, type SignerReplica } from '../dist/demo/replicas.js';
-import { runMigrations } from '../dist/protection/index.js';
+import { freePort } from '../dist/dev/embedded-postgres.js';
+import { startReplica } from '../dist/demo/replicas.js';
+import { withSignerFixture } from './lib/network.ts';
+import { ms, runRequests, statsRow, warmUp, type RequestStats } from './lib/request-loop.ts';
 
 const quick = process.argv.includes('--quick');
 const ROLLUP = `0x${'b6'.repeat(20)}`;
@@ -25,36 +25,9 @@ const VALIDATORS = KEYS.map((k) => privateKeyToAccount(k).address.toLowerCase())
 const TOKEN = 'bench-token-0123456789abcdef';
 const SECRET = 'bench-secret-0123456789abcdefghijklmnop';
 
-interface Stats {
-  count: number;
-  seconds: number;
-  p50: number;
-  p99: number;
-}
-
-function stats(latencies: number[], seconds: number): Stats {
-  const sorted = [...latencies].sort((a, b) => a - b);
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-  return { count: sorted.length, seconds, p50: at(0.5), p99: at(0.99) };
-}
-
-async function run(concurrency: number, total: number, one: (n: number) => Promise<void>): Promise<Stats> {
-  const latencies: number[] = [];
-  let issued = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (;;) {
-        const n = issued++;
-        if (n >= total) return;
-        const t0 = performance.now();
-        await one(n);
-        latencies.push(performance.now() - t0);
-      }
-    }),
-  );
-  return stats(latencies, (performance.now() - started) / 1000);
-}
+/** `concurrency` workers sending `total` requests back to back (request n: `one(n)`). */
+const run = (concurrency: number, total: number, one: (n: number) => Promise<void>): Promise<RequestStats> =>
+  runRequests({ concurrency, total, request: one });
 
 async function ethSign(url: string, address: string, data: string): Promise<void> {
   const response = await fetch(url, {
@@ -66,90 +39,69 @@ async function ethSign(url: string, address: string, data: string): Promise<void
   if (!body.result) throw new Error(`eth_sign failed: ${body.error?.message ?? response.status}`);
 }
 
-const ms = (value: number): string => `${value.toFixed(2)} ms`;
-
 async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'ha-signer-jsonrpc-bench-'));
-  let postgres: RunningPostgres | undefined;
-  let replica: SignerReplica | undefined;
-  try {
-    let databaseUrl = process.env.VALIDATOR_HA_DATABASE_URL;
-    if (!databaseUrl) {
-      postgres = await startEmbeddedPostgres();
-      databaseUrl = await externalPostgres(postgres.adminUrl).createDatabase('ha_signer_jsonrpc_bench');
-    }
-    await runMigrations({ databaseUrl, direction: 'up', rollupAddress: ROLLUP });
-    await mkdir(join(dir, 'keys'));
-    for (const [i, key] of KEYS.entries()) await writeFile(join(dir, 'keys', `k${i}`), key);
-    await writeFile(join(dir, 'tokens.json'), JSON.stringify([{ name: 'bench', token: TOKEN, validators: ['*'] }]));
+  await withSignerFixture({ name: 'jsonrpc', rollup: ROLLUP, keys: KEYS, token: TOKEN }, async ({ dir, embedded, replicaEnv }) => {
     await writeFile(
       join(dir, 'clients.json'),
       JSON.stringify([{ name: 'bench-node', secret: SECRET, validators: ['*'], allowUnclaimedDigests: true }]),
     );
-    replica = startReplica({
+    const replica = startReplica({
       nodeId: 'bench-0',
       port: await freePort(),
-      env: {
-        VALIDATOR_HA_DATABASE_URL: databaseUrl,
-        VALIDATOR_HA_ROLLUP_ADDRESS: ROLLUP,
-        HA_SIGNER_KEYS_DIR: join(dir, 'keys'),
-        HA_SIGNER_AUTH_TOKENS_FILE: join(dir, 'tokens.json'),
-        HA_SIGNER_JSONRPC_CLIENTS_FILE: join(dir, 'clients.json'),
-        HA_SIGNER_LOG_LEVEL: 'warn',
-      },
+      env: { ...replicaEnv, HA_SIGNER_JSONRPC_CLIENTS_FILE: join(dir, 'clients.json'), HA_SIGNER_LOG_LEVEL: 'warn' },
     });
-    await replica.waitReady();
-    const client = new RemoteHASigner({ endpoints: [replica.url], token: TOKEN });
-    const rpcUrl = `${replica.url}/jsonrpc/${SECRET}`;
-    const n = (count: number): number => Math.max(50, Math.round(count * (quick ? 0.25 : 1)));
+    try {
+      await replica.waitReady();
+      const client = new RemoteHASigner({ endpoints: [replica.url], token: TOKEN });
+      const rpcUrl = `${replica.url}/jsonrpc/${SECRET}`;
+      const n = (count: number): number => Math.max(50, Math.round(count * (quick ? 0.25 : 1)));
 
-    // Claims to look up: duties signed through /v1 (their rows hold the hashes the JSON-RPC is then asked to sign).
-    let slot = 1_000;
-    const claimed: { validator: string; hash: `0x${string}` }[] = [];
-    const sign = async (): Promise<void> => {
-      const s = slot++;
-      const duty = { validator: VALIDATORS[s % VALIDATORS.length]!, hash: keccak256(stringToHex(`jsonrpc-bench/${s}`)) };
-      await client.signWithProtection(duty.validator, duty.hash, { dutyType: 'ATTESTATION', slot: BigInt(s), blockNumber: BigInt(s) });
-      claimed.push(duty);
-    };
-    await run(4, n(300), sign); // warm-up
-    const rows: string[] = [];
-    const figures: Record<string, Stats> = {};
-    for (const concurrency of [1, 32]) {
-      const total = n(concurrency === 1 ? 1000 : 3000);
-      const v1 = await run(concurrency, total, sign);
-      const lookup = await run(concurrency, total, async (i) => {
-        const duty = claimed[i % claimed.length]!;
-        await ethSign(rpcUrl, duty.validator, duty.hash);
-      });
-      const baseline = await run(concurrency, total, async (i) => {
-        const duty = claimed[i % claimed.length]!;
-        await ethSign(rpcUrl, duty.validator, `${duty.hash}00`);
-      });
-      figures[`v1_c${concurrency}`] = v1;
-      figures[`claimed_c${concurrency}`] = lookup;
-      figures[`baseline_c${concurrency}`] = baseline;
-      for (const [name, s] of [
-        ['/v1 sign (claim, sign, record)', v1],
-        ['JSON-RPC eth_sign, claim check', lookup],
-        ['JSON-RPC eth_sign, no lookup (baseline)', baseline],
-      ] as const) {
-        rows.push(`| ${name} | ${concurrency} | ${s.count} | ${(s.count / s.seconds).toFixed(0)} req/s | ${ms(s.p50)} | ${ms(s.p99)} |`);
+      // Claims to look up: duties signed through /v1 (their rows hold the hashes the JSON-RPC is then asked to sign).
+      let slot = 1_000;
+      const claimed: { validator: string; hash: `0x${string}` }[] = [];
+      const sign = async (): Promise<void> => {
+        const s = slot++;
+        const duty = { validator: VALIDATORS[s % VALIDATORS.length]!, hash: keccak256(stringToHex(`jsonrpc-bench/${s}`)) };
+        await client.signWithProtection(duty.validator, duty.hash, { dutyType: 'ATTESTATION', slot: BigInt(s), blockNumber: BigInt(s) });
+        claimed.push(duty);
+      };
+      await warmUp(n(300), sign);
+      const rows: string[] = [];
+      const figures: Record<string, RequestStats> = {};
+      for (const concurrency of [1, 32]) {
+        const total = n(concurrency === 1 ? 1000 : 3000);
+        const v1 = await run(concurrency, total, sign);
+        const lookup = await run(concurrency, total, async (i) => {
+          const duty = claimed[i % claimed.length]!;
+          await ethSign(rpcUrl, duty.validator, duty.hash);
+        });
+        const baseline = await run(concurrency, total, async (i) => {
+          const duty = claimed[i % claimed.length]!;
+          await ethSign(rpcUrl, duty.validator, `${duty.hash}00`);
+        });
+        figures[`v1_c${concurrency}`] = v1;
+        figures[`claimed_c${concurrency}`] = lookup;
+        figures[`baseline_c${concurrency}`] = baseline;
+        for (const [name, s] of [
+          ['/v1 sign (claim, sign, record)', v1],
+          ['JSON-RPC eth_sign, claim check', lookup],
+          ['JSON-RPC eth_sign, no lookup (baseline)', baseline],
+        ] as const) {
+          rows.push(statsRow(name, concurrency, s));
+        }
+        rows.push(`| claim check adds (p50) | ${concurrency} | | | ${ms(lookup.p50 - baseline.p50)} | |`);
       }
-      rows.push(`| claim check adds (p50) | ${concurrency} | | | ${ms(lookup.p50 - baseline.p50)} | |`);
+      console.log(
+        `\nJSON-RPC through the claim check, 1 replica, PostgreSQL ${embedded ? 'embedded (fsync on)' : 'external'}, Node ${process.version}${quick ? ', --quick' : ''}`,
+      );
+      console.log('| path | concurrency | n | throughput | p50 | p99 |');
+      console.log('|---|---|---|---|---|---|');
+      for (const row of rows) console.log(row);
+      console.log(JSON.stringify(figures));
+    } finally {
+      await replica.stop();
     }
-    console.log(
-      `\nJSON-RPC through the claim check, 1 replica, PostgreSQL ${postgres ? 'embedded (fsync on)' : 'external'}, Node ${process.version}${quick ? ', --quick' : ''}`,
-    );
-    console.log('| path | concurrency | n | throughput | p50 | p99 |');
-    console.log('|---|---|---|---|---|---|');
-    for (const row of rows) console.log(row);
-    console.log(JSON.stringify(figures));
-  } finally {
-    await replica?.stop();
-    await postgres?.stop();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 await main();
