@@ -2,9 +2,11 @@
  * The benchmark suite: `npm run bench` (after the build) writes bench/results.json, bench/RESULTS.md and
  * bench/latency.png. Sections: core (ha-signer vs the published package vs the floor), keys, stored (history grown
  * to 10 million duties, pruning off and on, query plans), network (/v1 through 3 replicas, JSON-RPC), profile (CPU
- * profile + pg_stat_statements). Nothing here is asserted: it measures and reports.
+ * profile + pg_stat_statements), operator (200 resources' control loop and apply-to-Ready on the test control plane;
+ * builds the control plane when Go is there, else notes why it was skipped). Nothing here is asserted: it measures
+ * and reports.
  *
- * Usage: node bench/run.ts [--quick] [--sections core,keys,stored,network,profile] [--out DIR]
+ * Usage: node bench/run.ts [--quick] [--sections core,keys,stored,network,profile,operator] [--out DIR]
  *   --quick     small counts and short runs (a smoke test of the whole suite)
  *   --out       where to write (default: bench/, or a temp directory with --quick)
  *   --sections  run only these; the other sections already in DIR/results.json are kept (each notes its own time and load)
@@ -19,12 +21,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runCore } from './lib/core.ts';
 import { runNetworkBench } from './lib/network.ts';
+import { runOperatorBench } from './lib/operator.ts';
 import { startBenchPostgres } from './lib/postgres.ts';
 import { runProfile } from './lib/profile.ts';
 import { type Results, type SectionMeta, evaluateTargets, writeResults } from './lib/report.ts';
 import { runKeyScale, runStoredScale } from './lib/scale.ts';
 
-const SECTIONS = ['core', 'keys', 'stored', 'network', 'profile'] as const;
+const SECTIONS = ['core', 'keys', 'stored', 'network', 'profile', 'operator'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: args } = parseArgs({
@@ -55,6 +58,9 @@ const plan = quick
       keyConcurrency: [8],
       sizes: [100, 1_000],
       storedConcurrency: [4],
+      storedRepeats: 1,
+      operatorResources: 10,
+      operatorReadyResources: 1,
     }
   : {
       repeats: 3,
@@ -65,6 +71,10 @@ const plan = quick
       keyConcurrency: [32],
       sizes: [1_000, 1_000_000, 10_000_000],
       storedConcurrency: [1, 32],
+      // p99 of a 3-second window is its ~30th-slowest duty at concurrency 1: more repeats steady the medians.
+      storedRepeats: 5,
+      operatorResources: 200,
+      operatorReadyResources: 5,
     };
 
 const log = (line: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -111,7 +121,10 @@ try {
     cells: await runCore(server, { ...timing, concurrencies: plan.concurrencies, nodeCounts: [1, 3] }),
   }));
   await section('keys', async () => ({ cells: await runKeyScale(server, plan.keys, plan.keyConcurrency, timing) }));
-  await section('stored', async () => await runStoredScale(server, plan.sizes, plan.storedConcurrency, timing));
+  await section(
+    'stored',
+    async () => await runStoredScale(server, plan.sizes, plan.storedConcurrency, { ...timing, repeats: plan.storedRepeats }),
+  );
   await section('profile', async () => await runProfile(server, 32, quick ? 500 : 5_000));
   await section('network', async () => {
     const http = [];
@@ -126,6 +139,10 @@ try {
 } finally {
   await server.stop();
 }
+// Last, with the benchmark's PostgreSQL stopped: the control plane, the operator and its pods need the cores.
+await section('operator', async () => ({
+  ...(await runOperatorBench({ resources: plan.operatorResources, readyResources: plan.operatorReadyResources, log })),
+}));
 results.targets = evaluateTargets(results);
 await writeResults(outDir, results);
 log(`wrote ${outDir}/results.json, ${outDir}/RESULTS.md${results.sections.core ? `, ${outDir}/latency.png` : ''}`);

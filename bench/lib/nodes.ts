@@ -47,7 +47,9 @@ function countQueries(pool: pg.Pool): { pool: pg.Pool; count: () => number } {
   return { pool, count: () => count };
 }
 
-export async function ourNode(options: NodeOptions): Promise<BenchNode & { prune(maxAgeMs: number): Promise<number> }> {
+export async function ourNode(
+  options: NodeOptions,
+): Promise<BenchNode & { prune(maxAgeMs: number, options?: { batchRows?: number }): Promise<number> }> {
   const config = {
     databaseUrl: options.url,
     nodeId: options.nodeId,
@@ -66,7 +68,7 @@ export async function ourNode(options: NodeOptions): Promise<BenchNode & { prune
     get queries() {
       return counted.count();
     },
-    prune: (maxAgeMs) => db.cleanupOldDuties(maxAgeMs),
+    prune: (maxAgeMs, options) => db.cleanupOldDuties(maxAgeMs, options),
     stop: async () => {
       await signer.stop();
     },

@@ -81,7 +81,10 @@ interface Sample {
   pruneSeconds?: number;
 }
 
-/** One measurement on a table: a node (pruning on: with a prune round over a freshly added old slice running meanwhile). */
+/**
+ * One measurement on a table: a node (pruning on: with a prune round over a freshly added old slice, started when
+ * the measured window opens, so its batches fall inside the window rather than in the warm-up).
+ */
 async function measure(
   url: string,
   size: number,
@@ -97,9 +100,9 @@ async function measure(
   try {
     if (pruning) {
       await loadOldSlice(url, slice, Math.max(1, Math.round(size / LOADED_VALIDATORS / 1000)));
-      const t0 = performance.now();
-      prune = node.prune(3_600_000).then((n) => {
-        sample.pruned = n;
+      prune = new Promise((resolve) => setTimeout(resolve, options.warmupMs)).then(async () => {
+        const t0 = performance.now();
+        sample.pruned = await node.prune(3_600_000);
         sample.pruneSeconds = (performance.now() - t0) / 1000;
       });
     }
