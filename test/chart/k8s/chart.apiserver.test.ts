@@ -6,11 +6,23 @@
  * pre-delete hook Job (run through Helm) stops the operator so that the leader releases its Lease before the RBAC goes.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import {
+  applyTokenSigner,
+  chartRelease,
+  createHelm,
+  createSignerSecrets,
+  deleteVhs,
+  type HelmCli,
+  installChart,
+  operatorLeaseHolder,
+  operatorPods,
+  runHelmTest,
+  uninstallChart,
+  waitForOperatorLeader,
+} from '../../harness/helm-install.js';
 import {
   clients,
   createTestNamespace,
@@ -21,8 +33,7 @@ import {
   type TestNamespace,
   waitFor,
 } from '../../harness/k8s.js';
-import { createSecret, createVhs, ROLLUP_A, validatorKey, vhsBody, waitForCondition } from '../../operator/e2e/support.js';
-import { createTestDatabase } from '../../support/postgres.js';
+import { createVhs, ROLLUP_A, vhsBody, waitForCondition } from '../../operator/e2e/support.js';
 import { GROUP, PLURAL, VERSION } from '../../../src/operator/types.js';
 import { ALL_FEATURES, CHART, parseDocuments, REPO_ROOT } from '../support.js';
 
@@ -32,7 +43,7 @@ const MONITORING_CRDS = ['prometheusrules', 'servicemonitors'].map((p) =>
 
 describeK8s('Helm chart on the test control plane', () => {
   let ns: TestNamespace;
-  let tmp: string;
+  let helm: HelmCli;
   const env = () => k8sEnv();
   const kubectl = (args: string[], input?: string) =>
     execFileSync(env().kubectl!, ['--kubeconfig', env().kubeconfigPath!, ...args], {
@@ -40,21 +51,10 @@ describeK8s('Helm chart on the test control plane', () => {
       encoding: 'utf8',
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-  const helm = (args: string[]) =>
-    execFileSync(env().helm!, ['--kubeconfig', env().kubeconfigPath!, ...args], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        HELM_CACHE_HOME: path.join(tmp, 'cache'),
-        HELM_CONFIG_HOME: path.join(tmp, 'config'),
-        HELM_DATA_HOME: path.join(tmp, 'data'),
-      },
-    });
   const kubeVersion = () => env().version!.replace(/^v/, '');
 
   beforeAll(async () => {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'ha-signer-chart-'));
+    helm = createHelm('ha-signer-chart-');
     ns = await createTestNamespace('chartops');
     // Helm creates the test hook's ServiceAccount (weight -10) before its Pod; in a server dry run nothing is created,
     // and ServiceAccount admission refuses a Pod whose ServiceAccount does not exist: create it for real.
@@ -67,7 +67,7 @@ describeK8s('Helm chart on the test control plane', () => {
     // Other test files check the operator's behaviour without the ServiceMonitor CRD: leave the cluster as found.
     for (const crd of MONITORING_CRDS) kubectl(['delete', '--ignore-not-found', '--wait=true', '-f', crd]);
     await ns?.delete();
-    rmSync(tmp, { recursive: true, force: true });
+    helm?.remove();
   });
 
   it('every feature on: helm template | kubectl apply --dry-run=server accepts every object', () => {
@@ -119,85 +119,36 @@ describeK8s('Helm chart on the test control plane', () => {
   });
 
   it('helm install runs the operator; the pre-delete hook stops it so the Lease is released; uninstall leaves nothing', async () => {
-    const release = ns.name.slice(0, 40);
-    const fullname = `${release}-ha-signer`;
-    const { core, apps } = clients();
+    const { release, fullname } = chartRelease(ns.name);
+    const { apps } = clients();
     const kc = kubeConfig();
-    const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
     const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
     const authz = kc.makeApiClient(k8s.AuthorizationV1Api);
     const started = Date.now();
-    helm([
-      'install',
-      release,
-      CHART,
-      '-n',
-      ns.name,
-      '--wait',
-      '--timeout',
-      '150s',
-      '--set',
-      'image.tag=test',
-      '--set',
-      'crds.enabled=false',
-      '--set',
-      `watchNamespace=${ns.name}`,
-      '--set',
-      'replicaCount=2',
-      '--set',
-      'leaderElection.leaseDuration=6s',
-      '--set',
-      'leaderElection.renewDeadline=4s',
-      '--set',
-      'leaderElection.retryPeriod=1s',
-    ]);
-    const holder = await waitFor(
-      async () =>
-        (await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' }).catch(() => undefined))?.spec
-          ?.holderIdentity || undefined,
-      { timeoutMs: 60_000, message: 'operator leader Lease' },
-    );
+    installChart(helm, { release, namespace: ns.name, image: { tag: 'test' }, replicas: 2, fastLeaderElection: true, timeout: '150s' });
+    const holder = await waitForOperatorLeader(ns.name);
     console.log(`chart: helm install --wait + leader elected in ${Date.now() - started} ms (leader ${holder})`);
 
     // The operator from the chart's own pod spec reconciles a resource to Ready (migration Job, signer pods).
-    await createSecret(ns.name, 'db', { uri: await createTestDatabase('chart_install') });
-    await createSecret(ns.name, 'keys', { 'validator-1': validatorKey() });
-    await createSecret(ns.name, 'tokens', {
-      'tokens.json': JSON.stringify([{ name: 'validator', token: 'x'.repeat(40), validators: ['*'] }]),
-    });
-    const vhsStarted = Date.now();
-    await createVhs(
-      ns.name,
-      vhsBody('fromchart', {
-        rollup: { address: ROLLUP_A, version: 'v1' },
-        replicas: 2,
-        clients: { tokens: { secretRef: { name: 'tokens' } } },
-      }),
-    );
-    await waitForCondition(ns.name, 'fromchart', 'Ready', 'True', { timeoutMs: 120_000 });
-    console.log(`chart: ValidatorHASigner Ready=True ${Date.now() - vhsStarted} ms after apply (operator installed by the chart)`);
+    await createSignerSecrets(ns.name, { database: 'chart_install', token: 'x'.repeat(40) });
+    const readyMs = await applyTokenSigner(ns.name, 'fromchart', { replicas: 2, timeoutMs: 120_000 });
+    console.log(`chart: ValidatorHASigner Ready=True ${readyMs} ms after apply (operator installed by the chart)`);
 
     // helm test, through Helm: the chart's test pod (ha-signer check ready --service, the project's CLI from the
     // image's entrypoint) with its own ServiceAccount finds the operator's ready endpoint and passes.
     const helmTest = (when: string) => {
-      const testStarted = Date.now();
-      const out = helm(['test', release, '-n', ns.name, '--timeout', '120s']);
-      console.log(`chart: helm test (${when}) passed in ${Date.now() - testStarted} ms`);
+      const { out, ms } = runHelmTest(helm, release, ns.name);
+      console.log(`chart: helm test (${when}) passed in ${ms} ms`);
       expect(out).toMatch(new RegExp(`TEST SUITE:\\s+${fullname}-test-operator-ready[\\s\\S]*Phase:\\s+Succeeded`));
     };
     helmTest('after install');
 
     // helm upgrade: a changed value rolls the operator; a leader is elected again, the resource stays Ready and helm test passes.
-    helm(['upgrade', release, CHART, '-n', ns.name, '--reuse-values', '--set', 'workers=2', '--wait', '--timeout', '150s']);
+    helm.run(['upgrade', release, CHART, '-n', ns.name, '--reuse-values', '--set', 'workers=2', '--wait', '--timeout', '150s']);
     expect(
       (await apps.readNamespacedDeployment({ namespace: ns.name, name: fullname })).spec!.template.spec!.containers[0]!.args,
     ).toContain('--workers=2');
-    await waitFor(
-      async () =>
-        (await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' }).catch(() => undefined))?.spec
-          ?.holderIdentity || undefined,
-      { timeoutMs: 60_000, message: 'operator leader Lease after upgrade' },
-    );
+    await waitForOperatorLeader(ns.name, 'operator leader Lease after upgrade');
     await waitForCondition(ns.name, 'fromchart', 'Ready', 'True', { timeoutMs: 120_000 });
     helmTest('after upgrade');
 
@@ -226,13 +177,7 @@ describeK8s('Helm chart on the test control plane', () => {
     expect(await can('someone-else', 'list')).toBe(false);
 
     // The resource goes first (the running operator removes its finalizer and cluster-scoped objects).
-    await clients().custom.deleteNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: PLURAL,
-      namespace: ns.name,
-      name: 'fromchart',
-    });
+    await deleteVhs(ns.name, 'fromchart');
     await waitFor(
       async () =>
         (await clients()
@@ -253,12 +198,10 @@ describeK8s('Helm chart on the test control plane', () => {
     // helm uninstall with its hooks, through Helm: the pre-delete Job (ha-signer operator-stop, with its own
     // ServiceAccount) scales the operator to 0 and waits for the pods while the operator's RBAC still exists, so the
     // leader releases its Lease on SIGTERM; then Helm deletes the release and the hook's objects.
-    const leaseBefore = await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' });
-    expect(leaseBefore.spec!.holderIdentity).toBeTruthy();
-    const uninstallStarted = Date.now();
-    helm(['uninstall', release, '-n', ns.name, '--wait', '--timeout', '150s']);
-    console.log(`chart: helm uninstall (pre-delete hook included) took ${Date.now() - uninstallStarted} ms`);
-    const { objects } = clients();
+    expect(await operatorLeaseHolder(ns.name)).toBeTruthy();
+    const uninstallMs = uninstallChart(helm, release, ns.name, { hooks: true });
+    console.log(`chart: helm uninstall (pre-delete hook included) took ${uninstallMs} ms`);
+    const { core, objects } = clients();
     const exists = (apiVersion: string, kind: string, name: string, namespace?: string) =>
       objects.read({ apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } }).then(
         () => true,
@@ -282,10 +225,9 @@ describeK8s('Helm chart on the test control plane', () => {
     ] as const) {
       expect(await exists(apiVersion, kind, name, namespace), `${kind} ${name} after uninstall`).toBe(false);
     }
-    expect(await listPodsOf(core, ns.name, fullname)).toEqual([]);
+    expect(await operatorPods(ns.name, fullname)).toEqual([]);
     // Nothing held: the leader released the Lease (before RBAC went) instead of letting it expire.
-    const lease = await coordination.readNamespacedLease({ namespace: ns.name, name: 'ha-signer-operator' });
-    expect(lease.spec!.holderIdentity ?? '').toBe('');
+    expect(await operatorLeaseHolder(ns.name)).toBe('');
     // Nothing left of the resource either: no TokenReview binding, no database-claim ConfigMap.
     const leftovers = (await rbac.listClusterRoleBinding()).items.filter((b) =>
       b.subjects?.some((s) => s.namespace === ns.name && s.kind === 'ServiceAccount'),
@@ -354,52 +296,25 @@ describeK8s('Helm chart on the test control plane', () => {
     async () => {
       const other = await createTestNamespace('chartimg');
       try {
-        const release = other.name.slice(0, 40);
-        const fullname = `${release}-ha-signer`;
-        const ref = env().imageRef!;
-        const [repository, tag] = [ref.replace(/:[^:/]+$/, ''), ref.replace(/^.*:/, '')];
-        helm([
-          'install',
+        const { release, fullname } = chartRelease(other.name);
+        installChart(helm, {
           release,
-          CHART,
-          '-n',
-          other.name,
-          '--wait',
-          '--timeout',
-          '170s',
-          '--set',
-          `image.repository=${repository}`,
-          '--set',
-          `image.tag=${tag}`,
-          '--set',
-          'crds.enabled=false',
-          '--set',
-          `watchNamespace=${other.name}`,
-          '--set',
-          'replicaCount=1',
-          '--set',
-          'leaderElection.leaseDuration=6s',
-          '--set',
-          'leaderElection.renewDeadline=4s',
-          '--set',
-          'leaderElection.retryPeriod=1s',
-        ]);
-        await waitFor(async () => (await leaseHolder(other.name).catch(() => '')) || undefined, {
-          timeoutMs: 60_000,
-          message: 'operator leader Lease',
+          namespace: other.name,
+          image: { ref: env().imageRef! },
+          replicas: 1,
+          fastLeaderElection: true,
+          timeout: '170s',
         });
-        const { core } = clients();
-        const [operatorPod] = await listPodsOf(core, other.name, fullname);
+        await waitForOperatorLeader(other.name);
+        const [operatorPod] = await operatorPods(other.name, fullname);
         expect(podProcess(other.name, operatorPod!)?.mode).toBe('image');
-        const testStarted = Date.now();
-        const out = helm(['test', release, '-n', other.name, '--timeout', '120s']);
-        console.log(`chart (image mode): helm test passed in ${Date.now() - testStarted} ms`);
+        const { out, ms } = runHelmTest(helm, release, other.name);
+        console.log(`chart (image mode): helm test passed in ${ms} ms`);
         expect(out).toMatch(/Phase:\s+Succeeded/);
-        const uninstallStarted = Date.now();
-        helm(['uninstall', release, '-n', other.name, '--wait', '--timeout', '150s']);
-        console.log(`chart (image mode): helm uninstall (pre-delete hook included) took ${Date.now() - uninstallStarted} ms`);
-        expect(await listPodsOf(core, other.name, fullname)).toEqual([]);
-        expect(await leaseHolder(other.name)).toBe('');
+        const uninstallMs = uninstallChart(helm, release, other.name, { hooks: true });
+        console.log(`chart (image mode): helm uninstall (pre-delete hook included) took ${uninstallMs} ms`);
+        expect(await operatorPods(other.name, fullname)).toEqual([]);
+        expect(await operatorLeaseHolder(other.name)).toBe('');
         const jobs = await clients()
           .objects.read({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: `${fullname}-uninstall`, namespace: other.name } })
           .then(
@@ -417,50 +332,15 @@ describeK8s('Helm chart on the test control plane', () => {
   it('namespaced install (Roles only) runs: the operator syncs its informers and leads with namespace rights alone', async () => {
     const other = await createTestNamespace('chartns');
     try {
-      const release = other.name.slice(0, 40);
-      helm([
-        'install',
-        release,
-        CHART,
-        '-n',
-        other.name,
-        '--wait',
-        '--timeout',
-        '150s',
-        '--set',
-        'image.tag=test',
-        '--set',
-        'crds.enabled=false',
-        '--set',
-        'rbac.namespaced=true',
-        '--set',
-        `watchNamespace=${other.name}`,
-        '--set',
-        'replicaCount=1',
-      ]);
-      await waitFor(async () => (await leaseHolder(other.name).catch(() => '')) || undefined, {
-        timeoutMs: 60_000,
-        message: 'operator leader Lease',
-      });
+      const { release, fullname } = chartRelease(other.name);
+      installChart(helm, { release, namespace: other.name, image: { tag: 'test' }, replicas: 1, namespacedRbac: true, timeout: '150s' });
+      await waitForOperatorLeader(other.name);
       // A resource reaches Ready with the Roles alone (before --namespaced, every reconcile failed with 403 on
       // deleting the cluster-scoped TokenReview binding); ServiceAccount clients, which need that binding, are refused
       // with a reason that says so.
-      await createSecret(other.name, 'db', { uri: await createTestDatabase('chart_namespaced') });
-      await createSecret(other.name, 'keys', { 'validator-1': validatorKey() });
-      await createSecret(other.name, 'tokens', {
-        'tokens.json': JSON.stringify([{ name: 'validator', token: 'y'.repeat(40), validators: ['*'] }]),
-      });
-      const readyStarted = Date.now();
-      await createVhs(
-        other.name,
-        vhsBody('scoped', {
-          rollup: { address: ROLLUP_A, version: 'v1' },
-          replicas: 1,
-          clients: { tokens: { secretRef: { name: 'tokens' } } },
-        }),
-      );
-      await waitForCondition(other.name, 'scoped', 'Ready', 'True', { timeoutMs: 120_000 });
-      console.log(`chart (namespaced): ValidatorHASigner Ready=True ${Date.now() - readyStarted} ms after apply`);
+      await createSignerSecrets(other.name, { database: 'chart_namespaced', token: 'y'.repeat(40) });
+      const readyMs = await applyTokenSigner(other.name, 'scoped', { replicas: 1, timeoutMs: 120_000 });
+      console.log(`chart (namespaced): ValidatorHASigner Ready=True ${readyMs} ms after apply`);
       await createVhs(
         other.name,
         vhsBody('wants-sa', {
@@ -476,13 +356,13 @@ describeK8s('Helm chart on the test control plane', () => {
       expect(refused.status?.conditions?.find((c) => c.type === 'Ready')?.message).toContain('system:auth-delegator');
       const { objects } = clients();
       const clusterRole = await objects
-        .read({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: `${release}-ha-signer` } })
+        .read({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: fullname } })
         .then(
           () => true,
           () => false,
         );
       expect(clusterRole).toBe(false);
-      helm(['uninstall', release, '-n', other.name, '--no-hooks', '--wait', '--timeout', '60s']);
+      uninstallChart(helm, release, other.name, { hooks: false });
     } finally {
       await other.delete();
     }
@@ -494,36 +374,15 @@ describeK8s('Helm chart on the test control plane', () => {
   it('without the hook (--no-hooks) the leader usually cannot release its Lease', async () => {
     const other = await createTestNamespace('chartnohook');
     try {
-      const release = other.name.slice(0, 40);
-      helm([
-        'install',
-        release,
-        CHART,
-        '-n',
-        other.name,
-        '--wait',
-        '--timeout',
-        '150s',
-        '--set',
-        'image.tag=test',
-        '--set',
-        'crds.enabled=false',
-        '--set',
-        `watchNamespace=${other.name}`,
-        '--set',
-        'replicaCount=1',
-      ]);
-      await waitFor(async () => (await leaseHolder(other.name).catch(() => '')) || undefined, {
-        timeoutMs: 60_000,
-        message: 'operator leader Lease',
-      });
-      helm(['uninstall', release, '-n', other.name, '--no-hooks', '--wait', '--timeout', '60s']);
-      const { core } = clients();
-      await waitFor(async () => ((await listPodsOf(core, other.name, `${release}-ha-signer`)).length === 0 ? true : undefined), {
+      const { release, fullname } = chartRelease(other.name);
+      installChart(helm, { release, namespace: other.name, image: { tag: 'test' }, replicas: 1, timeout: '150s' });
+      await waitForOperatorLeader(other.name);
+      uninstallChart(helm, release, other.name, { hooks: false });
+      await waitFor(async () => ((await operatorPods(other.name, fullname)).length === 0 ? true : undefined), {
         timeoutMs: 60_000,
         message: 'operator pods gone',
       });
-      const holder = await leaseHolder(other.name);
+      const holder = await operatorLeaseHolder(other.name);
       console.log(
         `chart: helm uninstall --no-hooks: Lease holder afterwards ${holder ? `still ${JSON.stringify(holder)} (held until it expires)` : 'empty (released)'}`,
       );
@@ -532,13 +391,3 @@ describeK8s('Helm chart on the test control plane', () => {
     }
   });
 });
-
-async function leaseHolder(namespace: string): Promise<string> {
-  const coordination = kubeConfig().makeApiClient(k8s.CoordinationV1Api);
-  return (await coordination.readNamespacedLease({ namespace, name: 'ha-signer-operator' })).spec!.holderIdentity ?? '';
-}
-
-async function listPodsOf(core: k8s.CoreV1Api, namespace: string, fullname: string): Promise<string[]> {
-  const pods = await core.listNamespacedPod({ namespace, labelSelector: 'app.kubernetes.io/component=operator' });
-  return pods.items.filter((p) => p.metadata!.name!.startsWith(fullname)).map((p) => p.metadata!.name!);
-}

@@ -7,16 +7,12 @@
  * printed at the end.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { recoverMessageAddress, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../harness/controlPlane.js';
+import { applyTokenSigner, chartRelease, createHelm, createSignerSecrets, deleteVhs, installChart } from '../../harness/helm-install.js';
 import {
   callService,
-  clients,
   createTestNamespace,
   describeK8s,
   describePod,
@@ -27,11 +23,8 @@ import {
   waitFor,
   type TestNamespace,
 } from '../../harness/k8s.js';
-import { createSecret, createVhs, ROLLUP_A, validatorKey, vhsBody, waitForCondition } from '../../operator/e2e/support.js';
 import { hash, signBody } from '../../signer/support.js';
-import { createTestDatabase } from '../../support/postgres.js';
 
-const CHART = path.join(REPO_ROOT, 'charts/ha-signer');
 const TOKEN = 'image-e2e-token-0123456789abcdef0123456789';
 const env = k8sEnv();
 if (env.available && !env.imageRef) {
@@ -42,24 +35,12 @@ if (env.available && !env.imageRef) {
 describeK8s('operator end to end on the built image', () => {
   const timings: Record<string, Record<string, number>> = {};
   const namespaces: TestNamespace[] = [];
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'ha-signer-image-e2e-'));
+  const helm = createHelm('ha-signer-image-e2e-');
   afterAll(async () => {
     console.log(`operator e2e timings, image-backed pods vs checkout mode (ms): ${JSON.stringify(timings)}`);
     for (const ns of namespaces) await ns.delete();
-    rmSync(tmp, { recursive: true, force: true });
+    helm.remove();
   });
-
-  const helm = (args: string[]) =>
-    execFileSync(env.helm!, ['--kubeconfig', env.kubeconfigPath!, ...args], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        HELM_CACHE_HOME: path.join(tmp, 'cache'),
-        HELM_CONFIG_HOME: path.join(tmp, 'config'),
-        HELM_DATA_HOME: path.join(tmp, 'data'),
-      },
-    });
 
   const modes: [mode: 'image' | 'checkout', image: string | undefined][] = [
     ['image', env.imageRef],
@@ -74,51 +55,19 @@ describeK8s('operator end to end on the built image', () => {
         const t: Record<string, number> = {};
         timings[mode] = t;
         const t0 = Date.now();
-        const [repository, tag] = [image!.replace(/:[^:/]+$/, ''), image!.replace(/^.*:/, '')];
-        helm([
-          'install',
-          ns.name.slice(0, 40),
-          CHART,
-          '-n',
-          ns.name,
-          '--wait',
-          '--timeout',
-          '170s',
-          '--set',
-          `image.repository=${repository}`,
-          '--set',
-          `image.tag=${tag}`,
-          '--set',
-          'crds.enabled=false',
-          '--set',
-          `watchNamespace=${ns.name}`,
-          '--set',
-          'replicaCount=1',
-          '--set',
-          'leaderElection.leaseDuration=6s',
-          '--set',
-          'leaderElection.renewDeadline=4s',
-          '--set',
-          'leaderElection.retryPeriod=1s',
-        ]);
+        installChart(helm, {
+          release: chartRelease(ns.name).release,
+          namespace: ns.name,
+          image: { ref: image! },
+          replicas: 1,
+          fastLeaderElection: true,
+          timeout: '170s',
+        });
         t.helmInstallToOperatorReady = Date.now() - t0;
 
-        const key = validatorKey() as Hex;
+        const key = (await createSignerSecrets(ns.name, { database: `image_e2e_${mode}`, token: TOKEN })) as Hex;
         const address = privateKeyToAccount(key).address.toLowerCase();
-        await createSecret(ns.name, 'db', { uri: await createTestDatabase(`image_e2e_${mode}`) });
-        await createSecret(ns.name, 'keys', { 'validator-1': key });
-        await createSecret(ns.name, 'tokens', { 'tokens.json': JSON.stringify([{ name: 'validator', token: TOKEN, validators: ['*'] }]) });
-        const t1 = Date.now();
-        await createVhs(
-          ns.name,
-          vhsBody('alpha', {
-            rollup: { address: ROLLUP_A, version: 'v1' },
-            replicas: 2,
-            clients: { tokens: { secretRef: { name: 'tokens' } } },
-          }),
-        );
-        await waitForCondition(ns.name, 'alpha', 'Ready', 'True', { timeoutMs: 170_000 });
-        t.applyToReady = Date.now() - t1;
+        t.applyToReady = await applyTokenSigner(ns.name, 'alpha', { replicas: 2, timeoutMs: 170_000 });
 
         // Every pod of the path ran in the expected mode: the operator, the migration Job and both signer replicas.
         const pods = await listPods(ns.name);
@@ -166,15 +115,7 @@ describeK8s('operator end to end on the built image', () => {
           address,
         );
         t.total = Date.now() - t0;
-        await clients()
-          .custom.deleteNamespacedCustomObject({
-            group: 'ha-signer.dev',
-            version: 'v1alpha1',
-            plural: 'validatorhasigners',
-            namespace: ns.name,
-            name: 'alpha',
-          })
-          .catch(() => undefined);
+        await deleteVhs(ns.name, 'alpha').catch(() => undefined);
       },
     );
   });
