@@ -1,8 +1,9 @@
 -- Up Migration
--- The signer's protected Web3Signer JSON-RPC signs a stock Aztec node's consensus digest only when a claim for
--- (rollup, validator, message hash) exists (src/protection/claims-lookup.ts). The primary key starts with rollup and
--- validator but not the hash, so without this index each lookup scans every duty of the validator.
-CREATE INDEX IF NOT EXISTS idx_validator_duties_claim_lookup ON validator_duties (validator_address, message_hash);
+-- Created the index idx_validator_duties_claim_lookup (validator_address, message_hash) for the JSON-RPC claim lookup.
+-- Superseded by 1700000000005_claim-lookup-by-slot, which drops it (the lookup now uses the primary key): building it
+-- here only for 0005 to drop it would hold writes for the length of a full-table index build on a large history.
+-- Databases that ran the old text keep the index until 0005 runs.
+SELECT 1;
 
 -- Down Migration
 DROP INDEX IF EXISTS idx_validator_duties_claim_lookup;

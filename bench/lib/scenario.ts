@@ -3,6 +3,7 @@
  * with nodes = 3 every duty is requested by all three nodes at the same moment. Latency is request to the winner's
  * answer; "losers learn" is the winner's answer to each loser's rejection (DutyAlreadySignedError).
  */
+import { createHash } from 'node:crypto';
 import { type BenchPostgres, waitForNoSessions, xactCommits, adminQuery } from './postgres.ts';
 import { type Impl, makeNode } from './nodes.ts';
 import { percentile } from './stats.ts';
@@ -39,6 +40,14 @@ export function validatorAddress(index: number): string {
   return `0x${(0xbe000000 + index).toString(16).padStart(40, '0')}`;
 }
 
+/**
+ * A duty's message hash: a digest, so hashes are spread like real ones (keccak digests) and land on random leaf
+ * pages of any index that includes the hash (a counter would append to one hot page and hide that cost).
+ */
+export function messageHash(slot: number): string {
+  return `0x${createHash('sha256').update(String(slot)).digest('hex')}`;
+}
+
 export interface LoopOptions {
   nodes: { sign(validator: string, hash: string, slot: number): Promise<unknown> }[];
   concurrency: number;
@@ -69,7 +78,7 @@ export async function signingLoop(options: LoopOptions): Promise<LoopResult> {
     while (performance.now() < endAt) {
       const s = slot++;
       const validator = validatorAddress(s % options.validators);
-      const hash = `0x${s.toString(16).padStart(64, '0')}`;
+      const hash = messageHash(s);
       const begin = performance.now();
       const settled = await Promise.all(
         options.nodes.map((node) =>

@@ -2,7 +2,12 @@
  * Read-only lookup of duty claims by message hash, for the signer's protected Web3Signer JSON-RPC: a stock Aztec
  * node's own HA signer (@aztec/validator-ha-signer, same database) claims a duty, then asks the signer for the
  * signature with no duty context but the hash. The signer signs only when such a claim exists. Nothing is written.
- * Served by idx_validator_duties_claim_lookup (migrations/1700000000004_claim-lookup-index.sql).
+ *
+ * The lookup searches the validator's newest CLAIM_LOOKBACK_SLOTS slots through the primary key (rollup, validator,
+ * slot, ...), with no index on the hash: a claim is made for the duty being signed now, at the head. An index on
+ * (validator, message_hash) (migration 0004, dropped by 0005) put every new duty on a random leaf page of an index as
+ * large as the history: at 1 million stored duties, 1.2 full-page images and 9 KiB of WAL per duty instead of 0.1 and
+ * 2.3 KiB, which a synchronous standby must also receive before each signing commit returns.
  */
 import { DutyStatus, type DutyType } from './types.js';
 
@@ -29,11 +34,24 @@ interface Row {
 
 /** More than a handful of duties with one hash would be a bug elsewhere; the bound keeps a lookup cheap regardless. */
 const MAX_CLAIMS = 16;
+/**
+ * How far below the validator's newest slot a claim is looked for. Claims are made for the duty being signed now;
+ * one further back is refused (fail closed: the node signs nothing, it is never a second signature). 64 slots are
+ * tens of minutes at Aztec's slot times, and a few hundred rows of the validator at most.
+ */
+export const CLAIM_LOOKBACK_SLOTS = 64;
 
-const SQL =
-  'SELECT slot::text, duty_type, block_index_within_checkpoint, status, node_id FROM validator_duties ' +
-  'WHERE validator_address = $2 AND message_hash = $3 AND rollup_address = $1 ' +
-  `AND status IN ('${DutyStatus.SIGNING}', '${DutyStatus.SIGNED}') ORDER BY slot DESC LIMIT ${MAX_CLAIMS}`;
+/** Claims of one (validator, hash), `validator` and `hash` being SQL expressions; $1 is the rollup. */
+const claimsOf = (validator: string, hash: string): string => `
+  SELECT d.slot::text, d.duty_type, d.block_index_within_checkpoint, d.status, d.node_id
+  FROM validator_duties d
+  WHERE d.rollup_address = $1 AND d.validator_address = ${validator}
+    AND d.slot >= (SELECT max(m.slot) FROM validator_duties m WHERE m.rollup_address = $1 AND m.validator_address = ${validator})
+                  - ${CLAIM_LOOKBACK_SLOTS}
+    AND d.message_hash = ${hash} AND d.status IN ('${DutyStatus.SIGNING}', '${DutyStatus.SIGNED}')
+  ORDER BY d.slot DESC LIMIT ${MAX_CLAIMS}`;
+
+export const CLAIMS_FOR_HASH_SQL = claimsOf('$2', '$3');
 
 /**
  * The duties of `validatorAddress` under `rollupAddress` claimed (signing) or signed with exactly `messageHash`.
@@ -45,7 +63,7 @@ export async function findClaimsForHash(
   validatorAddress: string,
   messageHash: string,
 ): Promise<ClaimForHash[]> {
-  const result = await db.query(SQL, [rollupAddress, validatorAddress, messageHash]);
+  const result = await db.query(CLAIMS_FOR_HASH_SQL, [rollupAddress, validatorAddress, messageHash]);
   return (result.rows as Row[]).map((row) => ({
     slot: BigInt(row.slot),
     dutyType: row.duty_type,
@@ -55,11 +73,10 @@ export async function findClaimsForHash(
   }));
 }
 
-const BATCH_SQL =
-  'SELECT d.validator_address, d.message_hash, d.slot::text, d.duty_type, d.block_index_within_checkpoint, d.status, d.node_id ' +
-  'FROM validator_duties d JOIN unnest($2::text[], $3::text[]) AS k(validator_address, message_hash) ' +
-  'ON d.validator_address = k.validator_address AND d.message_hash = k.message_hash ' +
-  `WHERE d.rollup_address = $1 AND d.status IN ('${DutyStatus.SIGNING}', '${DutyStatus.SIGNED}')`;
+const BATCH_SQL = `
+SELECT k.validator_address, k.message_hash, c.*
+FROM unnest($2::text[], $3::text[]) AS k(validator_address, message_hash)
+CROSS JOIN LATERAL (${claimsOf('k.validator_address', 'k.message_hash')}) AS c`;
 
 interface Pending {
   validatorAddress: string;
