@@ -37,6 +37,8 @@ export interface OperatorScaleRun {
   operatorRssBeforeMiB?: number;
   operatorRssMiB?: number;
   operatorHeapUsedMiB?: number;
+  /** NODE_OPTIONS of the operator process (HA_SIGNER_OPERATOR_BENCH_NODE_OPTIONS), e.g. the chart's heap limit. */
+  nodeOptions?: string;
 }
 
 /** One resource of the apply-to-Ready test: milliseconds from create. */
@@ -243,7 +245,8 @@ export function renderOperatorSection(result: OperatorBenchResult): string {
         '(replicas 2 → 3 on every resource through the scale subresource). `--workers 4`. First-reconciled is from the ' +
         'first create call until every resource has status for its generation (resources/s = resources / that time); the ' +
         "spec wave from the first patch until every resource observed it. Memory from the operator's own /metrics: RSS " +
-        'idle (before any resource) → after the spec wave.',
+        'idle (before any resource) → after the spec wave' +
+        (scale.runs[0]?.nodeOptions ? `, with \`NODE_OPTIONS=${scale.runs[0].nodeOptions}\` as the chart sets it (\`maxHeapMiB\`).` : '.'),
       [
         '| run | create all (s) | all first-reconciled (s) | resources/s | reconciles | mean reconcile (ms) | spec wave (s) | spec wave resources/s | RSS before → after (MiB) | heap used (MiB) |',
         '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
