@@ -23,6 +23,10 @@ export interface Statement {
  * low watermark when the slot is at or below it. The claim commits asynchronously (synchronous_commit off for this
  * transaction only): losing a claim in a crash is safe because the signature is only released after the duty's
  * signed record, which commits synchronously and so flushes the claim with it.
+ * The existing rows are read per input row (LATERAL ... LIMIT 1), so even the generic plan of this prepared
+ * statement, which PostgreSQL caches per connection and may build while the table is still empty, is a primary-key
+ * probe per duty: a plain join was planned then as a sequential scan and kept scanning the whole growing table
+ * (43 ms per claim at 100,000 rows) until an ANALYZE replaced the plan.
  * Parameters: $1..$9 arrays (rollup, validator, slot, block number, block index, duty type, hash, node, token),
  * then [$10 checkpoint numbers,] the lease in ms.
  */
@@ -67,7 +71,7 @@ SELECT i.ord,
 FROM input i
 LEFT JOIN inserted ins ON ins.lock_token = i.lock_token
 LEFT JOIN watermark w ON w.ord = i.ord
-LEFT JOIN validator_duties d ON ${KEY_MATCH('d', 'i')}
+LEFT JOIN LATERAL (SELECT * FROM validator_duties d WHERE ${KEY_MATCH('d', 'i')} LIMIT 1) d ON true
 ORDER BY i.ord`,
   };
 }
