@@ -220,7 +220,7 @@ export function renderMarkdown(results: Results, chartFile: string): string {
       '',
       `${when(stored)}; ${load(stored)}. One table grown by bulk load (INSERT … SELECT generate_series, 100 validators, then ANALYZE) and ` +
         'measured at each size; the benchmark signs new slots of the same validators. At each size after the first, every repeat also measures a fresh table of the first size just before (the baseline rows), so the comparison is between runs taken back to back. Pruning on: the node has `cleanupOldDutiesAfterHours: 1`, ' +
-        'every validator has a low watermark, and a prune round deleting an old slice (0.1% of the table, so 10,000 rows at 10 million) starts when the measured window opens (batches of 1,000 rows, a transaction each, paced). ' +
+        'every validator has a low watermark, and a prune round deleting an old slice (0.1% of the table, so 10,000 rows at 10 million) starts when the measured window opens (batches of 500 rows, a transaction each, paced to at most a third of a core). ' +
         `Load time: ${Object.entries(stored.loadSeconds)
           .map(([size, s]) => `${Number(size).toLocaleString('en-US')} rows ${s.toFixed(0)} s`)
           .join(', ')}.`,

@@ -38,7 +38,8 @@ export function describeSchema(version: AztecSchemaVersion): string {
 }
 
 const REMOVED_BY: Record<string, string> = {
-  '1700000000005_claim-lookup-by-slot': 'nothing: its down rebuilds the index idx_validator_duties_claim_lookup that 1700000000004 expects',
+  '1700000000005_cheaper-writes':
+    'nothing: its down rebuilds the index idx_validator_duties_claim_lookup and notifies again on deletes of signed duties',
   '1700000000004_claim-lookup-index': "the index idx_validator_duties_claim_lookup if present (ha-signer's own; no row touched)",
   '1700000000003_history-guards':
     'the TRUNCATE refusal on validator_duties and the watermark guard triggers (the view ha_signer_history_guard, which keeps ' +

@@ -23,7 +23,7 @@ export const HA_SIGNER_MIGRATIONS = [
   '1700000000002_ha-signer-protection',
   '1700000000003_history-guards',
   '1700000000004_claim-lookup-index',
-  '1700000000005_claim-lookup-by-slot',
+  '1700000000005_cheaper-writes',
 ] as const;
 export const HA_SIGNER_SCHEMA_VERSION = HA_SIGNER_MIGRATIONS.length;
 export const MIGRATIONS_TABLE = 'ha_signer_migrations';

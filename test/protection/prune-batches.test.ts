@@ -3,6 +3,7 @@
  * deletes is a transaction of its own, so signing commits interleave with short ones instead of waiting behind one
  * long delete (and a synchronous standby never has to flush one huge transaction).
  */
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SlashingProtectionError } from '../../src/protection/index.js';
 import { VALIDATOR, attestation, fakeSignature, hash, migratedDatabase, sql, startSigner, stopAllSigners } from '../support/protection.js';
@@ -67,5 +68,30 @@ describe('pruning in batches', () => {
 
     expect(await db.cleanupOldDuties(3_600_000, { batchRows: 2 })).toBe(4);
     expect((await sql(url, 'SELECT slot FROM validator_duties')).map((r) => r.slot)).toEqual(['9']);
+  });
+
+  it('pruning sends no notifications; completing and releasing an in-progress duty still do', async () => {
+    const url = await historyWithOldSlots([1, 2, 3, 9], 3);
+    const listener = new pg.Client({ connectionString: url });
+    await listener.connect();
+    const heard: string[] = [];
+    listener.on('notification', (n) => heard.push(n.payload ?? ''));
+    await listener.query('LISTEN ha_signer_duty');
+    try {
+      const { db, signer } = await startSigner(url, { nodeId: 'pruner' });
+      expect(await db.cleanupOldDuties(3_600_000)).toBe(3);
+      // A completed claim (signing -> signed) and a released one (signing, deleted after the sign function failed).
+      await signer.signWithProtection(VALIDATOR, hash(10), attestation(10), async () => fakeSignature(10));
+      await expect(
+        signer.signWithProtection(VALIDATOR, hash(11), attestation(11), async () => Promise.reject(new Error('key backend down'))),
+      ).rejects.toThrow('key backend down');
+      await listener.query('SELECT 1'); // notifications of committed transactions arrive before this answer
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(heard.filter((p) => /\/(1|2|3)\/ATTESTATION\//.test(p))).toEqual([]);
+      expect(heard.filter((p) => /\/10\/ATTESTATION\//.test(p))).toHaveLength(1);
+      expect(heard.filter((p) => /\/11\/ATTESTATION\//.test(p))).toHaveLength(1);
+    } finally {
+      await listener.end();
+    }
   });
 });

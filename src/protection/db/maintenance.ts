@@ -23,9 +23,10 @@ const PRUNE_TIMEOUT_MS = 120_000;
  * transaction that is seconds of one core, a WAL burst a synchronous standby must flush before the next signing
  * commit, and one notification per row. In batches, signing commits interleave with short ones.
  */
-export const PRUNE_BATCH_ROWS = 1_000;
-/** Between batches the prune pauses as long as the batch took (at least this): it takes at most half of a core. */
+export const PRUNE_BATCH_ROWS = 500;
+/** Between batches the prune pauses twice as long as the batch took (at least this): at most a third of a core. */
 const PRUNE_MIN_PAUSE_MS = 5;
+const PRUNE_PAUSE_FACTOR = 2;
 
 export interface PruneOptions {
   /** Ends the round between batches (e.g. on shutdown); what was deleted stays deleted, the rest waits for the next round. */
@@ -74,7 +75,7 @@ export class Maintenance {
       const deleted = result.rowCount ?? 0;
       pruned += deleted;
       if (deleted < batchRows) break;
-      await pause(Math.max(PRUNE_MIN_PAUSE_MS, performance.now() - started), options.signal);
+      await pause(Math.max(PRUNE_MIN_PAUSE_MS, PRUNE_PAUSE_FACTOR * (performance.now() - started)), options.signal);
     }
     return pruned;
   }
