@@ -109,7 +109,7 @@ describe('benchmark suite (quick pieces)', () => {
         'record',
         'cleanup own stuck duties',
         'raise watermarks (prune)',
-        'prune below watermarks',
+        'prune below watermarks (one batch)',
       ]);
     } finally {
       await server.dropDatabase(db.name);
