@@ -172,6 +172,8 @@ describe.skipIf(!bin)('synchronous replication (real primary + streaming standby
 
   it('after failover to the promoted standby, duties recorded on the primary are still refused with other data', async () => {
     const signer = await start(primaryDb, 'before-failover', true, 500);
+    // The test before restarts the standby: it may still be catching up (startup/async) when this one begins.
+    await waitFor('standby streaming synchronously', () => signer.gates.replication?.current?.synchronous === true);
     for (let slot = 100; slot < 110; slot++)
       await signer.signWithProtection(VALIDATOR, hash(slot), attestation(slot), async () => fakeSignature(slot));
 

@@ -93,18 +93,22 @@ describeK8s('operator end to end on the built image', () => {
         // One duty through the Service's endpoints, as validator pods reach the signer.
         const t2 = Date.now();
         const messageHash = hash(`image-e2e-${mode}`);
-        const answers = await waitFor(
+        // Both endpoints ready first (a probe path): retrying the sign itself could sign on one endpoint and then
+        // see 409 from both on the retry.
+        await waitFor(
           async () => {
-            const a = await callService(ns.name, 'alpha', `/v1/validators/${address}/sign`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-              body: JSON.stringify(signBody(7, messageHash)),
-              portName: 'http',
-            });
-            return a.length === 2 ? a : undefined;
+            const ready = await callService(ns.name, 'alpha', '/readyz', { portName: 'http' });
+            return ready.filter((a) => a.status === 200).length === 2 ? true : undefined;
           },
           { timeoutMs: 30_000, message: 'two ready signer endpoints' },
         );
+        const answers = await callService(ns.name, 'alpha', `/v1/validators/${address}/sign`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+          body: JSON.stringify(signBody(7, messageHash)),
+          portName: 'http',
+        });
+        expect(answers).toHaveLength(2);
         t.signThroughService = Date.now() - t2;
         const bodies = answers.map((a) => ({ status: a.status, body: JSON.parse(a.body) as { signature?: Hex; error?: string } }));
         expect(bodies.map((b) => b.status).sort(), JSON.stringify(bodies)).toEqual([200, 409]);
