@@ -1,6 +1,8 @@
 /** Rollup binding, cleanup of stuck duties, pruning under the low watermark, and audit reads: off the hot path. */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { RollupBindingError } from '../errors.js';
+import { inTransaction } from '../history-db.js';
 import {
   BIND_ROLLUP,
   CLEANUP_OWN_STUCK_DUTIES,
@@ -75,7 +77,10 @@ export class Maintenance {
       const deleted = result.rowCount ?? 0;
       pruned += deleted;
       if (deleted < batchRows) break;
-      await pause(Math.max(PRUNE_MIN_PAUSE_MS, PRUNE_PAUSE_FACTOR * (performance.now() - started)), options.signal);
+      // An abort (shutdown) ends the pause early; the loop condition then ends the round.
+      await sleep(Math.max(PRUNE_MIN_PAUSE_MS, PRUNE_PAUSE_FACTOR * (performance.now() - started)), undefined, {
+        signal: options.signal,
+      }).catch(() => {});
     }
     return pruned;
   }
@@ -91,13 +96,11 @@ export class Maintenance {
       throw classify(error);
     }
     try {
-      await client.query('BEGIN');
-      await client.query(`SET LOCAL statement_timeout = ${PRUNE_TIMEOUT_MS}`);
-      const result = await body(client);
-      await client.query('COMMIT');
-      return result;
+      return await inTransaction(client, 'BEGIN', async () => {
+        await client.query(`SET LOCAL statement_timeout = ${PRUNE_TIMEOUT_MS}`);
+        return await body(client);
+      });
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
       throw classify(error);
     } finally {
       client.release();
@@ -147,16 +150,4 @@ export class Maintenance {
       lowWatermarkSlot: row.low_slot === null ? undefined : BigInt(row.low_slot),
     }));
   }
-}
-
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
