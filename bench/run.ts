@@ -25,7 +25,7 @@ import { runOperatorBench } from './lib/operator.ts';
 import { startBenchPostgres } from './lib/postgres.ts';
 import { runProfile } from './lib/profile.ts';
 import { type Results, type SectionMeta, evaluateTargets, writeResults } from './lib/report.ts';
-import { runKeyScale, runStoredScale } from './lib/scale.ts';
+import { PRUNE_SLICE_PER_VALIDATOR, runKeyScale, runStoredScale } from './lib/scale.ts';
 
 const SECTIONS = ['core', 'keys', 'stored', 'network', 'profile', 'operator'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -59,6 +59,7 @@ const plan = quick
       sizes: [100, 1_000],
       storedConcurrency: [4],
       storedRepeats: 1,
+      pruneSlicePerValidator: 1,
       operatorResources: 10,
       operatorReadyResources: 1,
       operatorRepeats: 1,
@@ -74,6 +75,7 @@ const plan = quick
       storedConcurrency: [1, 32],
       // p99 of a 3-second window is its ~30th-slowest duty at concurrency 1: more repeats steady the medians.
       storedRepeats: 5,
+      pruneSlicePerValidator: PRUNE_SLICE_PER_VALIDATOR,
       operatorResources: 200,
       operatorReadyResources: 5,
       operatorRepeats: 3,
@@ -125,7 +127,12 @@ try {
   await section('keys', async () => ({ cells: await runKeyScale(server, plan.keys, plan.keyConcurrency, timing) }));
   await section(
     'stored',
-    async () => await runStoredScale(server, plan.sizes, plan.storedConcurrency, { ...timing, repeats: plan.storedRepeats }),
+    async () =>
+      await runStoredScale(server, plan.sizes, plan.storedConcurrency, {
+        ...timing,
+        repeats: plan.storedRepeats,
+        pruneSlicePerValidator: plan.pruneSlicePerValidator,
+      }),
   );
   await section('profile', async () => await runProfile(server, 32, quick ? 500 : 5_000));
   await section('network', async () => {

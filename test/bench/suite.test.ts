@@ -15,7 +15,7 @@ import { explainHotStatements } from '../../bench/lib/plans.ts';
 import { benchPostgresOn } from '../../bench/lib/postgres.ts';
 import { runProfile, summarizeProfile } from '../../bench/lib/profile.ts';
 import { evaluateTargets, type Results, writeResults } from '../../bench/lib/report.ts';
-import { runKeyScale, runStoredScale } from '../../bench/lib/scale.ts';
+import { runKeyScale, runStoredScale, type StoredCell } from '../../bench/lib/scale.ts';
 import { fmtSpread, spread } from '../../bench/lib/stats.ts';
 
 const server = benchPostgresOn(inject('postgresAdminUrl'), false);
@@ -83,12 +83,18 @@ describe('benchmark suite (quick pieces)', () => {
   it('measures key counts and a grown history with pruning off and on, with the plans of the hot statements', async () => {
     const keys = await runKeyScale(server, [1, 10], [4], timing);
     expect(keys.map((k) => (k as { validators?: number }).validators)).toEqual([1, 10]);
-    const stored = await runStoredScale(server, [100, 500], [2], timing);
+    const stored = await runStoredScale(server, [100, 500], [2], { ...timing, pruneSlicePerValidator: 1 });
     // Size 100, then 500 measured alternately with a fresh 100-row baseline, pruning off then on.
     expect(
       stored.cells.map((c) => `${c.baselineFor !== undefined ? 'baseline' : c.storedDuties >= 500 ? 'large' : 'small'}/${c.pruning}`),
     ).toEqual(['small/false', 'small/true', 'baseline/false', 'large/false', 'baseline/true', 'large/true']);
-    for (const cell of stored.cells) expect(cell.dutiesPerSecond.median).toBeGreaterThan(0);
+    for (const cell of stored.cells) {
+      expect(cell.dutiesPerSecond.median).toBeGreaterThan(0);
+      // Every measured duty of the cell's repeats, pooled (one repeat here: the window's own percentiles).
+      expect(cell.pooled?.duties).toBeGreaterThan(0);
+      expect(cell.pooled?.p50).toBe(cell.p50.median);
+      expect(cell.pooled?.p99).toBe(cell.p99.median);
+    }
     // The prune round running during the measurement deleted the old slice (100 validators x 1 slot).
     for (const cell of stored.cells.filter((c) => c.pruning)) expect(cell.pruned).toBeGreaterThanOrEqual(100);
     expect(Object.keys(stored.plans)).toEqual(['100', '500']);
@@ -96,6 +102,30 @@ describe('benchmark suite (quick pieces)', () => {
       expect(plans.map((p) => p.statement)).toContain('claim, 32 duties');
       for (const plan of plans.filter((p) => p.analyzed)) expect(plan.executionMs).toBeGreaterThanOrEqual(0);
     }
+  });
+
+  it('judges stored history on every duty of the repeats pooled, not on the median window', () => {
+    const cell = (storedDuties: number, windowP99: number[], pooledP99: number, baselineFor?: number): StoredCell => ({
+      storedDuties,
+      tableBytes: 0,
+      pruning: false,
+      concurrency: 32,
+      ...(baselineFor !== undefined ? { baselineFor } : {}),
+      dutiesPerSecond: spread([1000, 1000, 1000]),
+      p50: spread([3, 3, 3]),
+      p99: spread(windowP99),
+      pooled: { duties: 90_000, p50: 3, p99: pooledP99 },
+    });
+    const verdict = (grown: StoredCell): { met?: boolean; measured: string } => {
+      const meta = { startedAt: '', finishedAt: '', loadBefore: [], loadAfter: [], quick: false };
+      const stored = { ...meta, cells: [cell(1_000, [5, 5, 5], 5, 10_000_000), grown], loadSeconds: {}, plans: {} };
+      return evaluateTargets({ generatedAt: '', node: '', cpus: 2, sections: { stored } })[0]!;
+    };
+    // Two windows with a stall each lift the median window's p99 by 30%; over all duties the tail is 10% longer.
+    const stalls = verdict(cell(10_000_000, [6.5, 6.5, 5], 5.5));
+    expect(stalls.met).toBe(true);
+    expect(stalls.measured).toContain('p99 5.00 -> 5.50 ms (+10%)');
+    expect(verdict(cell(10_000_000, [5, 5, 5], 6.5)).met).toBe(false);
   });
 
   it('plans every hot and maintenance statement on a fresh database', async () => {
