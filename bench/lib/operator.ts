@@ -127,12 +127,18 @@ async function runTestFile(file: string, marker: string, env: Record<string, str
     child.on('error', reject);
     child.on('close', resolve);
   });
-  const line = out.split('\n').find((l) => l.includes(`${marker} `));
-  if (code !== 0 || !line) {
+  const found = code === 0 ? markedJson(out, marker) : undefined;
+  if (found === undefined) {
     const tail = out.split('\n').slice(-60).join('\n');
     throw new Error(`${file} ${code !== 0 ? `exited with ${code}` : `printed no ${marker} line (was it skipped?)`}:\n${tail}`);
   }
-  return JSON.parse(line.slice(line.indexOf(`${marker} `) + marker.length + 1)) as unknown;
+  return found;
+}
+
+/** The JSON after the first `marker ` in a test's output (vitest prefixes and interleaves lines), or undefined. */
+export function markedJson(output: string, marker: string): unknown {
+  const line = output.split('\n').find((l) => l.includes(`${marker} `));
+  return line === undefined ? undefined : (JSON.parse(line.slice(line.indexOf(`${marker} `) + marker.length + 1)) as unknown);
 }
 
 function validateCount(name: string, value: number, min: number): void {
@@ -191,20 +197,27 @@ export async function runOperatorBench(options: OperatorBenchOptions): Promise<O
       readyRuns.push(run);
     }
   }
-  const over = (runs: OperatorScaleRun[], pick: (r: OperatorScaleRun) => number | undefined): Spread =>
-    spread(runs.map((r) => pick(r) ?? NaN));
+  return finish(summarizeOperatorRuns(scaleRuns, readyRuns));
+}
+
+/** Medians and ranges over the runs of each test (the ready figures over every resource of every run). */
+export function summarizeOperatorRuns(
+  scaleRuns: OperatorScaleRun[],
+  readyRuns: OperatorReadyRun[],
+): Pick<OperatorBenchResult, 'scale' | 'ready'> {
+  const over = (pick: (r: OperatorScaleRun) => number | undefined): Spread => spread(scaleRuns.map((r) => pick(r) ?? NaN));
   const timings = readyRuns.flatMap((r) => r.timings);
-  return finish({
+  return {
     ...(scaleRuns.length > 0
       ? {
           scale: {
             runs: scaleRuns,
-            allFirstReconciledMs: over(scaleRuns, (r) => r.allFirstReconciledMs),
-            firstWaveResourcesPerSec: over(scaleRuns, (r) => r.firstWaveResourcesPerSec),
-            specWaveMs: over(scaleRuns, (r) => r.specWaveMs),
-            specWaveResourcesPerSec: over(scaleRuns, (r) => r.specWaveResourcesPerSec),
-            meanReconcileMs: over(scaleRuns, (r) => r.meanReconcileMs),
-            operatorRssMiB: over(scaleRuns, (r) => r.operatorRssMiB),
+            allFirstReconciledMs: over((r) => r.allFirstReconciledMs),
+            firstWaveResourcesPerSec: over((r) => r.firstWaveResourcesPerSec),
+            specWaveMs: over((r) => r.specWaveMs),
+            specWaveResourcesPerSec: over((r) => r.specWaveResourcesPerSec),
+            meanReconcileMs: over((r) => r.meanReconcileMs),
+            operatorRssMiB: over((r) => r.operatorRssMiB),
           },
         }
       : {}),
@@ -218,7 +231,7 @@ export async function runOperatorBench(options: OperatorBenchOptions): Promise<O
           },
         }
       : {}),
-  });
+  };
 }
 
 const sec = (ms: number | undefined): string => (ms === undefined || !Number.isFinite(ms) ? '–' : (ms / 1000).toFixed(1));
