@@ -151,14 +151,16 @@ try {
 // Last, with the benchmark's PostgreSQL stopped: the control plane, the operator and its pods need the cores.
 // The operator runs with the heap limit the chart gives it (values.yaml maxHeapMiB: 192, with a 384Mi memory limit).
 process.env.HA_SIGNER_OPERATOR_BENCH_NODE_OPTIONS ??= '--max-old-space-size=192';
-await section('operator', async () => ({
-  ...(await runOperatorBench({
-    resources: plan.operatorResources,
-    readyResources: plan.operatorReadyResources,
-    repeats: plan.operatorRepeats,
-    log,
-  })),
-}));
+await section(
+  'operator',
+  async () =>
+    await runOperatorBench({
+      resources: plan.operatorResources,
+      readyResources: plan.operatorReadyResources,
+      repeats: plan.operatorRepeats,
+      log,
+    }),
+);
 results.targets = evaluateTargets(results);
 await writeResults(outDir, results);
 log(`wrote ${outDir}/results.json, ${outDir}/RESULTS.md${results.sections.core ? `, ${outDir}/latency.png` : ''}`);

@@ -6,6 +6,7 @@
  */
 import pg from 'pg';
 import { RECORD_SIGNED, claimDuties } from '../../dist/protection/db/statements.js';
+import type { PruneOptions } from '../../dist/protection/db/maintenance.js';
 import { createHASigner, createPool } from '../../dist/protection/index.js';
 import { ROLLUP } from './postgres.ts';
 
@@ -49,7 +50,7 @@ function countQueries(pool: pg.Pool): { pool: pg.Pool; count: () => number } {
 
 export async function ourNode(
   options: NodeOptions,
-): Promise<BenchNode & { prune(maxAgeMs: number, options?: { batchRows?: number }): Promise<number> }> {
+): Promise<BenchNode & { prune(maxAgeMs: number, options?: PruneOptions): Promise<number> }> {
   const config = {
     databaseUrl: options.url,
     nodeId: options.nodeId,

@@ -4,6 +4,7 @@
  * and on (on: every validator has a low watermark and a prune round, deleting an old slice of the same size at every
  * table size, runs during the measurement), with the plans of the hot statements at each size.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type BenchPostgres } from './postgres.ts';
 import { BENCH_FIRST_SLOT, LOADED_VALIDATORS, loadHistory, loadOldSlice, tableSize } from './bulk.ts';
 import { type CoreCell, summarize } from './core.ts';
@@ -91,8 +92,6 @@ export interface StoredScale {
 
 interface Sample {
   dps: number;
-  p50: number;
-  p99: number;
   /** Every measured duty's latency, ascending. */
   latencies: number[];
   pruned?: number;
@@ -117,7 +116,7 @@ async function measure(
   try {
     if (pruning) {
       await loadOldSlice(url, slice, options.pruneSlicePerValidator ?? PRUNE_SLICE_PER_VALIDATOR);
-      prune = new Promise((resolve) => setTimeout(resolve, options.warmupMs)).then(async () => {
+      prune = sleep(options.warmupMs).then(async () => {
         const t0 = performance.now();
         sample.pruned = await node.prune(3_600_000);
         sample.pruneSeconds = (performance.now() - t0) / 1000;
@@ -133,13 +132,7 @@ async function measure(
     });
     await prune;
     return {
-      sample: {
-        ...sample,
-        dps: loop.duties / loop.seconds,
-        p50: percentile(loop.latencies, 50),
-        p99: percentile(loop.latencies, 99),
-        latencies: loop.latencies,
-      },
+      sample: { ...sample, dps: loop.duties / loop.seconds, latencies: loop.latencies },
       signed: loop.signedTotal,
     };
   } finally {
@@ -157,8 +150,8 @@ function storedCell(storedDuties: number, tableBytes: number, pruning: boolean, 
     pruning,
     concurrency,
     dutiesPerSecond: spread(samples.map((x) => x.dps)),
-    p50: spread(samples.map((x) => x.p50)),
-    p99: spread(samples.map((x) => x.p99)),
+    p50: spread(samples.map((x) => percentile(x.latencies, 50))),
+    p99: spread(samples.map((x) => percentile(x.latencies, 99))),
     pooled: { duties: pooled.length, p50: percentile(pooled, 50), p99: percentile(pooled, 99) },
     ...(pruned.length ? { pruned: spread(pruned).median, pruneSeconds: spread(pruneSeconds).median } : {}),
   };
